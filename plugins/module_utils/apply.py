@@ -1,0 +1,513 @@
+# -*- coding: utf-8 -*-
+# Copyright: c5c3.gitops contributors
+# Apache License 2.0 (see LICENSE)
+"""The apply sink: server-side apply of many objects at once, label-scoped prune, redacted diffs.
+
+Pure helpers (normalising input, changed detection, prune selection, diff views with Secret
+redaction) come first and import nothing from Ansible or kubernetes, so unit tests exercise
+them directly. ``Applier`` does the I/O: raw REST calls on a ``kubernetes.client.ApiClient``
+from a thread pool. It does no API discovery (kinds resolve through ``flux_kinds``) and one
+LIST per kind serves both changed detection and prune, so a no-op run costs one PATCH per
+object plus one LIST per kind.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+try:
+    from ansible_collections.c5c3.gitops.plugins.module_utils import flux_kinds
+except ImportError:  # pragma: no cover - running outside the collection layout
+    import flux_kinds  # type: ignore
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "c5c3.gitops"
+STAGE_LABEL = "gitops.c5c3.io/stage"
+CLUSTER_LABEL = "gitops.c5c3.io/cluster"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+REDACTED = "<redacted>"
+DEFAULT_PRUNE_KINDS = ("HelmRelease", "Kustomization")
+# Metadata the server owns; ignored when comparing a dry-run result with the live object.
+_SERVER_METADATA = ("resourceVersion", "generation", "managedFields", "uid", "creationTimestamp",
+                    "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
+
+
+class ApplyError(Exception):
+    """Input that cannot be applied, or the API server refused one or more objects."""
+
+    def __init__(self, message, applied=None):
+        super(ApplyError, self).__init__(message)
+        self.applied = applied or []
+
+
+# --- pure helpers ---------------------------------------------------------------------------------
+
+def normalize(objects, default_namespace=None):
+    """Turn manifests or fleet entries ({stage, path, object}) into a list of entries.
+
+    Each entry: {manifest, info (flux_kinds.lookup), key, stage}. Raises ApplyError naming the
+    offending item on missing kind/name, unknown kinds without apiVersion, or duplicates.
+    """
+    out = []
+    seen = {}
+    for index, item in enumerate(objects or []):
+        if not isinstance(item, dict):
+            raise ApplyError("objects[%d]: expected a mapping, got %s" % (index, type(item).__name__))
+        stage = None
+        manifest = item
+        if "object" in item and "kind" not in item:
+            manifest = item.get("object")
+            stage = item.get("stage")
+            if not isinstance(manifest, dict):
+                raise ApplyError("objects[%d].object: expected a mapping" % index)
+        kind = manifest.get("kind")
+        metadata = manifest.get("metadata") or {}
+        name = metadata.get("name")
+        if not kind or not name:
+            raise ApplyError("objects[%d]: every object needs kind and metadata.name" % index)
+        try:
+            info = flux_kinds.lookup(kind, manifest.get("apiVersion"))
+        except flux_kinds.UnknownKindError as exc:
+            raise ApplyError("objects[%d]: %s" % (index, exc))
+        manifest = copy.deepcopy(manifest)
+        manifest["apiVersion"] = info["api_version"]
+        namespace = metadata.get("namespace") or (default_namespace if info["namespaced"] else None)
+        if info["namespaced"]:
+            if not namespace:
+                raise ApplyError("objects[%d]: %s %s is namespaced but has no metadata.namespace" % (index, kind, name))
+            manifest["metadata"]["namespace"] = namespace
+        else:
+            namespace = None
+            manifest["metadata"].pop("namespace", None)
+        key = object_key(info["group"], kind, namespace, name)
+        if key in seen:
+            raise ApplyError("objects[%d]: %s is listed twice (also objects[%d])" % (index, describe(kind, namespace, name), seen[key]))
+        seen[key] = index
+        out.append({"manifest": manifest, "info": info, "key": key, "stage": stage or labels_of(manifest).get(STAGE_LABEL)})
+    return out
+
+
+def object_key(group, kind, namespace, name):
+    return (group or "", kind, namespace or "", name)
+
+
+def key_of(obj, group):
+    metadata = obj.get("metadata") or {}
+    return object_key(group, obj.get("kind"), metadata.get("namespace"), metadata.get("name"))
+
+
+def describe(kind, namespace, name):
+    return "%s %s/%s" % (kind, namespace, name) if namespace else "%s %s" % (kind, name)
+
+
+def labels_of(obj):
+    return ((obj or {}).get("metadata") or {}).get("labels") or {}
+
+
+def is_owned(obj):
+    """True only for objects that carry this collection's ownership label."""
+    return labels_of(obj).get(MANAGED_BY) == MANAGED_BY_VALUE
+
+
+def prune_selector(stage=None, labels=None):
+    """The label selector of prune candidates: always the ownership label, plus stage/labels."""
+    selector = {MANAGED_BY: MANAGED_BY_VALUE}
+    if stage:
+        selector[STAGE_LABEL] = stage
+    for key, value in (labels or {}).items():
+        if key == MANAGED_BY and value != MANAGED_BY_VALUE:
+            raise ApplyError("prune.labels cannot change %s: prune only touches objects owned by %s" % (MANAGED_BY, MANAGED_BY_VALUE))
+        selector[key] = value
+    return selector
+
+
+def selector_string(selector):
+    return ",".join("%s=%s" % (k, v) for k, v in sorted(selector.items()))
+
+
+def matches(obj, selector):
+    labels = labels_of(obj)
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def select_prune(live, desired_keys, selector, kinds, group_of):
+    """Objects to delete: live objects of ``kinds`` matching ``selector`` that are not desired.
+
+    ``live`` is whatever the server listed; this re-checks every label itself, so an object
+    without the ownership label is never returned, whatever the server's filtering did.
+    ``group_of`` maps a kind to its API group (for the key). Sorted for stable output.
+    """
+    out = []
+    for obj in live:
+        kind = obj.get("kind")
+        if kind not in kinds or not is_owned(obj) or not matches(obj, selector):
+            continue
+        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            continue  # already going away
+        if key_of(obj, group_of(kind)) in desired_keys:
+            continue
+        out.append(obj)
+    return sorted(out, key=lambda o: (o.get("kind"), o["metadata"].get("namespace") or "", o["metadata"]["name"]))
+
+
+def is_changed(status, before, after):
+    """Changed = created (201), or the resourceVersion moved (a no-op apply keeps it)."""
+    if status == 201 or before is None:
+        return True
+    return (before.get("metadata") or {}).get("resourceVersion") != (after.get("metadata") or {}).get("resourceVersion")
+
+
+def strip_server_fields(obj):
+    """The object without status and server-owned metadata, for dry-run comparisons."""
+    if obj is None:
+        return None
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    metadata = out.get("metadata") or {}
+    for key in _SERVER_METADATA:
+        metadata.pop(key, None)
+    return out
+
+
+def dry_run_changed(before, after):
+    """A dry-run apply changes something when the result differs from the live object."""
+    if before is None:
+        return True
+    return strip_server_fields(before) != strip_server_fields(after)
+
+
+def _fingerprint(value):
+    if not isinstance(value, (str, bytes)):
+        value = json.dumps(value, sort_keys=True)
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return "%s sha256:%s" % (REDACTED, hashlib.sha256(value).hexdigest()[:12])
+
+
+def redact_secret(obj):
+    """A copy of ``obj`` safe to show: Secret values become a redacted hash, never the value."""
+    if obj is None:
+        return None
+    out = copy.deepcopy(obj)
+    if out.get("kind") != "Secret":
+        return out
+    for field in ("data", "stringData"):
+        if isinstance(out.get(field), dict):
+            out[field] = dict((k, _fingerprint(v)) for k, v in out[field].items())
+        elif field in out:
+            out[field] = REDACTED
+    annotations = (out.get("metadata") or {}).get("annotations") or {}
+    if LAST_APPLIED in annotations:
+        annotations[LAST_APPLIED] = REDACTED  # kubectl keeps the whole Secret in here
+    return out
+
+
+def diff_view(obj):
+    """What diff mode shows of an object: labels, annotations, spec (and redacted Secret data)."""
+    if obj is None:
+        return {}
+    safe = redact_secret(obj)
+    metadata = safe.get("metadata") or {}
+    view = {"metadata": {"labels": metadata.get("labels") or {}, "annotations": metadata.get("annotations") or {}}}
+    for field in ("spec", "data", "stringData", "type"):
+        if field in safe:
+            view[field] = safe[field]
+    return view
+
+
+def make_diff(entry_key, before, after):
+    kind, namespace, name = entry_key[1], entry_key[2], entry_key[3]
+    label = describe(kind, namespace or None, name)
+    return {
+        "before_header": label,
+        "after_header": label,
+        "before": diff_view(before),
+        "after": diff_view(after),
+    }
+
+
+def result_entry(info, manifest, response, changed, created):
+    metadata = (response or manifest).get("metadata") or {}
+    return {
+        "kind": manifest["kind"],
+        "apiVersion": info["api_version"],
+        "name": manifest["metadata"]["name"],
+        "namespace": manifest["metadata"].get("namespace"),
+        "generation": metadata.get("generation"),
+        "changed": changed,
+        "created": created,
+    }
+
+
+# --- I/O --------------------------------------------------------------------------------------------
+
+class ApiError(Exception):
+    def __init__(self, status, message, reason=None):
+        super(ApiError, self).__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class RawClient(object):
+    """Minimal JSON-over-REST on a kubernetes ApiClient (thread-safe: urllib3 pool underneath)."""
+
+    def __init__(self, api_client, timeout=30):
+        self.api = api_client
+        self.timeout = timeout
+
+    def request(self, method, path, query=None, body=None, content_type="application/json"):
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        try:
+            method, url, headers, body, _ = self.api.param_serialize(
+                method, path, query_params=list((query or {}).items()) or None,
+                header_params=headers, body=body, auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=self.timeout)
+            response.read()
+        except ApiError:
+            raise
+        except Exception as exc:  # urllib3 connection errors, TLS errors, ApiException(status=0)
+            raise ApiError(0, "%s %s: %s" % (method, path, exc))
+        raw = response.data
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            data = {"message": raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)}
+        if response.status >= 400:
+            message = data.get("message") if isinstance(data, dict) else None
+            raise ApiError(response.status, message or "HTTP %s" % response.status,
+                           data.get("reason") if isinstance(data, dict) else None)
+        return response.status, data
+
+
+class Applier(object):
+    """Server-side apply of a set of objects, then optional prune of owned leftovers."""
+
+    def __init__(self, api_client, field_manager="c5c3.gitops", force_conflicts=True, workers=8,
+                 timeout=30, check_mode=False, diff=False, create_namespaces=True):
+        self.raw = RawClient(api_client, timeout)
+        self.field_manager = field_manager
+        self.force = force_conflicts
+        self.workers = max(1, int(workers))
+        self.check_mode = check_mode
+        self.diff = diff
+        self.create_namespaces = create_namespaces
+
+    # listing -----------------------------------------------------------------------------------
+    def list_kind(self, info, selector):
+        """All objects of a kind cluster-wide matching ``selector``; kind filled in on items."""
+        items = []
+        query = {"labelSelector": selector_string(selector), "limit": 500}
+        while True:
+            _, data = self.raw.request("GET", flux_kinds.collection_path(info), query)
+            for item in data.get("items") or []:
+                item.setdefault("kind", info["kind"])
+                item.setdefault("apiVersion", info["api_version"])
+                items.append(item)
+            token = (data.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            query["continue"] = token
+
+    def get(self, info, namespace, name):
+        try:
+            return self.raw.request("GET", flux_kinds.object_path(info, namespace, name))[1]
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _map(self, fn, items):
+        if len(items) <= 1 or self.workers == 1:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+    def prefetch(self, entries):
+        """Live state of every desired object: one labelled LIST per kind, GETs for the rest."""
+        before = {}
+        listed_kinds = {}
+        for entry in entries:
+            if is_owned(entry["manifest"]):
+                listed_kinds.setdefault(entry["info"]["kind"], entry["info"])
+        for kind, info in sorted(listed_kinds.items()):
+            try:
+                for obj in self.list_kind(info, {MANAGED_BY: MANAGED_BY_VALUE}):
+                    before[key_of(obj, info["group"])] = obj
+            except ApiError as exc:
+                if exc.status != 403:
+                    raise
+                listed_kinds.pop(kind)  # no cluster-wide list right: fall back to GETs
+        # Desired objects that the LIST could not have seen: no ownership label in the manifest,
+        # or their kind could not be listed. Owned manifests missing from the list are either new
+        # or foreign objects about to be adopted; both are changes, no GET needed except for diffs.
+        need_get = [e for e in entries if e["key"] not in before and (
+            e["info"]["kind"] not in listed_kinds or self.diff or self.check_mode)]
+
+        def fetch(entry):
+            m = entry["manifest"]["metadata"]
+            return entry["key"], self.get(entry["info"], m.get("namespace"), m["name"])
+        for key, obj in self._map(fetch, need_get):
+            if obj is not None:
+                before[key] = obj
+        return before
+
+    # namespaces -----------------------------------------------------------------------------------
+    def ensure_namespaces(self, entries):
+        """Make sure the namespaces of namespaced objects exist (bare, unlabelled: never pruned).
+
+        Namespaces the input declares itself are left to the apply. Returns (created, missing):
+        ``missing`` is only non-empty in check mode (or with create_namespaces off) and lists
+        namespaces that do not exist, whose objects cannot be dry-run applied.
+        """
+        declared = set(e["manifest"]["metadata"]["name"] for e in entries if e["info"]["kind"] == "Namespace")
+        wanted = sorted(set(e["manifest"]["metadata"]["namespace"] for e in entries if e["info"]["namespaced"]))
+        info = flux_kinds.lookup("Namespace")
+
+        def ensure(ns):
+            if self.get(info, None, ns) is not None:
+                return None, None
+            if self.check_mode or not self.create_namespaces:
+                return None, ns
+            if ns in declared:
+                return None, None
+            try:
+                self.raw.request("POST", flux_kinds.collection_path(info), body={
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            except ApiError as exc:
+                if exc.status != 409:  # 409: created meanwhile
+                    raise
+                return None, None
+            return ns, None
+        created, missing = [], set()
+        for made, absent in self._map(ensure, wanted):
+            if made:
+                created.append(made)
+            if absent:
+                missing.add(absent)
+        return created, missing
+
+    # apply ------------------------------------------------------------------------------------------
+    def apply_one(self, entry):
+        info, manifest = entry["info"], entry["manifest"]
+        m = manifest["metadata"]
+        query = {"fieldManager": self.field_manager, "force": "true" if self.force else "false"}
+        if self.check_mode:
+            query["dryRun"] = "All"
+        return self.raw.request("PATCH", flux_kinds.object_path(info, m.get("namespace"), m["name"]), query,
+                                body=manifest, content_type="application/apply-patch+yaml")
+
+    def run(self, objects, default_namespace=None, prune=None):
+        """Apply ``objects``; returns {changed, applied, pruned, diff}. Raises ApplyError."""
+        entries = normalize(objects, default_namespace)
+        # Namespaces and Secrets first: the rest may reference them (kubeConfig, pullSecret).
+        batches = [
+            [e for e in entries if e["info"]["kind"] == "Namespace"],
+            [e for e in entries if e["info"]["kind"] in ("Secret", "ConfigMap")],
+            [e for e in entries if e["info"]["kind"] not in ("Namespace", "Secret", "ConfigMap")],
+        ]
+        created_ns, missing_ns = [], set()
+        try:
+            before = self.prefetch(entries)
+            if entries:
+                created_ns, missing_ns = self.ensure_namespaces(entries)
+        except ApiError as exc:
+            raise ApplyError("reading the live objects failed: %s" % exc)
+        results = {}
+        diffs = []
+        errors = []
+
+        def apply(entry):
+            ns = entry["manifest"]["metadata"].get("namespace")
+            if ns and ns in missing_ns:
+                # check mode, namespace not there yet: the object would be created with it
+                return entry, 201, entry["manifest"], None
+            try:
+                status, obj = self.apply_one(entry)
+                return entry, status, obj, None
+            except ApiError as exc:
+                return entry, None, None, exc
+
+        for batch in batches:
+            for entry, status, obj, exc in self._map(apply, batch):
+                if exc is not None:
+                    m = entry["manifest"]["metadata"]
+                    errors.append("%s: %s" % (describe(entry["info"]["kind"], m.get("namespace"), m["name"]), exc))
+                    continue
+                prior = before.get(entry["key"])
+                if self.check_mode:
+                    changed = dry_run_changed(prior, obj)
+                else:
+                    changed = is_changed(status, prior, obj)
+                # 201 is the server's word for "created"; in check mode the prefetch GET decides.
+                created = prior is None if self.check_mode else status == 201
+                results[entry["key"]] = result_entry(entry["info"], entry["manifest"], obj, changed, created)
+                if changed and self.diff:
+                    diffs.append(make_diff(entry["key"], prior, obj))
+            if errors:
+                break  # do not apply dependents of objects that failed
+        applied = [results[e["key"]] for e in entries if e["key"] in results]
+        if errors:
+            raise ApplyError("server-side apply failed for %d object(s): %s" % (len(errors), "; ".join(errors[:10])), applied)
+
+        pruned = []
+        if prune and prune.get("enabled"):
+            pruned = self.prune(entries, prune, diffs)
+        return {
+            "changed": any(a["changed"] for a in applied) or bool(pruned) or bool(created_ns),
+            "applied": applied,
+            "pruned": pruned,
+            "namespaces_created": created_ns,
+            "diff": diffs,
+        }
+
+    # prune ------------------------------------------------------------------------------------------
+    def prune(self, entries, prune, diffs):
+        kinds = list(prune.get("kinds") or DEFAULT_PRUNE_KINDS)
+        selector = prune_selector(prune.get("stage"), prune.get("labels"))
+        desired = set(e["key"] for e in entries)
+        live = []
+        infos = {}
+        try:
+            for kind in kinds:
+                infos[kind] = flux_kinds.lookup(kind)
+                live.extend(self.list_kind(infos[kind], selector))
+        except (ApiError, flux_kinds.UnknownKindError) as exc:
+            raise ApplyError("listing prune candidates failed: %s" % exc)
+        doomed = select_prune(live, desired, selector, kinds, lambda k: infos[k]["group"])
+
+        def delete(obj):
+            m = obj["metadata"]
+            info = infos[obj["kind"]]
+            if not self.check_mode:
+                # The uid precondition keeps a same-named object recreated meanwhile safe.
+                body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
+                        "preconditions": {"uid": m.get("uid")}}
+                try:
+                    self.raw.request("DELETE", flux_kinds.object_path(info, m.get("namespace"), m["name"]), body=body)
+                except ApiError as exc:
+                    if exc.status not in (404, 409):
+                        return obj, exc
+            return obj, None
+
+        out = []
+        errors = []
+        for obj, exc in self._map(delete, doomed):
+            m = obj["metadata"]
+            if exc is not None:
+                errors.append("%s: %s" % (describe(obj["kind"], m.get("namespace"), m["name"]), exc))
+                continue
+            out.append({"kind": obj["kind"], "apiVersion": obj.get("apiVersion"), "name": m["name"],
+                        "namespace": m.get("namespace")})
+            if self.diff:
+                diffs.append(make_diff(key_of(obj, infos[obj["kind"]]["group"]), obj, None))
+        if errors:
+            raise ApplyError("prune failed for %d object(s): %s" % (len(errors), "; ".join(errors[:10])))
+        return out

@@ -1,0 +1,118 @@
+# -*- coding: utf-8 -*-
+# Copyright: c5c3.gitops contributors
+# Apache License 2.0 (see LICENSE)
+"""A spoke's kubeconfig Secret on the hub: read, check, probe the spoke, then write.
+
+Order matters and is the point of this module: nothing is written to the hub until the
+kubeconfig has passed ``kubeconfig_check`` (no exec/auth-provider/local files) and has been used
+to reach the spoke. No function here returns or raises with credential text; ``secret_values``
+lists every credential string so the caller can register them as no_log values.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import hashlib
+
+try:
+    from ansible_collections.c5c3.gitops.plugins.module_utils.kubeconfig_check import KubeconfigError, check_kubeconfig
+    from ansible_collections.c5c3.gitops.plugins.module_utils.apply import (
+        CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL, ApiError, RawClient)
+except ImportError:  # pragma: no cover
+    from kubeconfig_check import KubeconfigError, check_kubeconfig  # type: ignore
+    from apply import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL, ApiError, RawClient  # type: ignore
+
+WATCH_LABEL = "reconcile.fluxcd.io/watch"
+SECRET_KEY = "value"
+_CREDENTIAL_KEYS = ("token", "client-key-data", "client-certificate-data", "password", "username")
+
+
+class KubeconfigSecretError(Exception):
+    """The kubeconfig is unusable or the spoke cannot be reached with it; nothing was written."""
+
+
+def load(text, label):
+    """Parse kubeconfig text; errors never quote the text (YAML errors would)."""
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover
+        raise KubeconfigSecretError("PyYAML is required on the controller")
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = " at line %d" % (mark.line + 1) if mark is not None else ""
+        raise KubeconfigSecretError("%s: not valid YAML%s" % (label, where))
+    return data
+
+
+def secret_values(kubeconfig):
+    """Every credential string of the kubeconfig (users' tokens, keys, certs, passwords)."""
+    out = set()
+    for item in (kubeconfig or {}).get("users") or []:
+        user = (item or {}).get("user") or {}
+        for key in _CREDENTIAL_KEYS:
+            value = user.get(key)
+            if isinstance(value, str) and len(value) >= 8:
+                out.add(value)
+    return out
+
+
+def scrub(message, secrets):
+    for value in secrets:
+        message = message.replace(value, "<redacted>")
+    return message
+
+
+def checksum(text):
+    if isinstance(text, str):
+        text = text.encode("utf-8")
+    return hashlib.sha256(text).hexdigest()
+
+
+def secret_manifest(cluster, name, namespace, text, extra_labels=None):
+    if isinstance(text, str):
+        text = text.encode("utf-8")
+    labels = {MANAGED_BY: MANAGED_BY_VALUE, STAGE_LABEL: "clusters", CLUSTER_LABEL: cluster, WATCH_LABEL: "Enabled"}
+    labels.update(extra_labels or {})
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "data": {SECRET_KEY: base64.b64encode(text).decode("ascii")},
+    }
+
+
+def check(kubeconfig, context, cluster):
+    try:
+        return check_kubeconfig(kubeconfig, context=context, label="cluster %s kubeconfig" % cluster)
+    except KubeconfigError as exc:
+        raise KubeconfigSecretError(str(exc))
+
+
+def spoke_client(kubeconfig, context, timeout):
+    """An ApiClient for the spoke built from the dict only (no K8S_AUTH_* environment fallbacks)."""
+    from kubernetes import client, config
+    configuration = client.Configuration()
+    config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=configuration)
+    configuration.retries = False
+    return RawClient(client.ApiClient(configuration), timeout=timeout)
+
+
+def probe(raw, cluster, server, secrets):
+    """Reach the spoke: GET /version, then list one namespace (credentials valid and authorised)."""
+    try:
+        _, version = raw.request("GET", "/version")
+    except ApiError as exc:
+        raise KubeconfigSecretError("cluster %s: cannot reach the API server %s: %s" % (cluster, server, scrub(str(exc), secrets)))
+    try:
+        raw.request("GET", "/api/v1/namespaces", {"limit": 1})
+    except ApiError as exc:
+        what = {401: "the credentials were rejected (401)", 403: "the user may not list namespaces (403)"}.get(exc.status, scrub(str(exc), secrets))
+        raise KubeconfigSecretError("cluster %s: connected to %s but %s" % (cluster, server, what))
+    return version.get("gitVersion")

@@ -1,0 +1,471 @@
+# -*- coding: utf-8 -*-
+# Copyright: c5c3.gitops contributors
+# Apache License 2.0 (see LICENSE)
+"""One description of the fleet, merged from the component catalogs and the inventory.
+
+Inventory hosts are clusters; the groups ``management`` (exactly one: the hub),
+``control_plane``, ``hypervisor`` and ``storage`` say what a cluster is. The catalogs (role
+defaults of c5c3.gitops.fleet) list per group the components (operator charts), the
+Kustomization entries and the chart sources; host/group vars override them per cluster:
+
+- ``gitops_component_overrides``: {component: partial entry}, deep-merged (``enabled: false``
+  turns one off, ``values`` merge, lists replace)
+- ``gitops_components_extra``: [full entries] added to the cluster
+- ``gitops_kustomization_overrides`` / ``gitops_kustomizations_extra``: the same for Kustomizations
+- ``gitops_hub_namespace``: the cluster's namespace on the hub (default: its name)
+- ``gitops_kubeconfig`` (path) or ``gitops_kubeconfig_content`` (vault; string or dict),
+  ``gitops_kubeconfig_context``
+- ``gitops_flux_instance`` (on the hub): deep-merged over the FluxInstance settings
+
+``build_fleet`` is the entry point: model -> validate -> objects -> validate -> fleet data
+(docs/architecture.md, docs/fleet-model.md). It never copies a secret value into its result.
+Pure Python, no Ansible imports.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+
+from ansible_collections.c5c3.gitops.plugins.module_utils import fleet_objects as fo
+from ansible_collections.c5c3.gitops.plugins.module_utils.fleet_validate import (
+    HUB_GROUP,
+    KNOWN_GROUPS,
+    FleetValidationError,
+    validate_model,
+    validate_objects,
+)
+from ansible_collections.c5c3.gitops.plugins.module_utils.kubeconfig_check import KubeconfigError, check_kubeconfig
+
+SOURCES_NAMESPACE = "flux-system"
+SYNC_SECRET_KEYS = ("identity", "identity.pub", "known_hosts")
+SYNC_SECRET_VARS = {
+    "identity": "gitops_sync_identity",
+    "identity.pub": "gitops_sync_identity_pub",
+    "known_hosts": "gitops_sync_known_hosts",
+}
+# Host vars the model reads (the action passes only these, plus presence flags).
+HOST_VARS = (
+    "gitops_hub_namespace",
+    "gitops_kubeconfig",
+    "gitops_kubeconfig_context",
+    "gitops_component_overrides",
+    "gitops_components_extra",
+    "gitops_kustomization_overrides",
+    "gitops_kustomizations_extra",
+    "gitops_flux_instance",
+)
+
+
+def _as_list(value, what):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise FleetValidationError("%s must be a list, got %s" % (what, type(value).__name__))
+    return value
+
+
+def _as_dict(value, what):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FleetValidationError("%s must be a mapping, got %s" % (what, type(value).__name__))
+    return value
+
+
+def _by_name(entries, what):
+    """Catalog list -> ordered {name: entry}; a name listed twice is an error."""
+    out = {}
+    for entry in _as_list(entries, what):
+        if not isinstance(entry, dict) or not entry.get("name"):
+            raise FleetValidationError("%s: every entry needs a name (got %r)" % (what, entry))
+        if entry["name"] in out:
+            raise FleetValidationError("%s: duplicate name %r" % (what, entry["name"]))
+        out[entry["name"]] = entry
+    return out
+
+
+def _merge_entries(catalog, overrides, extra, cluster, kind):
+    """Catalog entries of the cluster's group + the cluster's overrides and extra entries."""
+    merged = dict(catalog)
+    for name, override in _as_dict(overrides, "cluster %s gitops_%s_overrides" % (cluster, kind)).items():
+        if name not in merged:
+            raise FleetValidationError(
+                "cluster %s: gitops_%s_overrides names %s %r, which is not in the catalog of its group "
+                "(add it with gitops_%ss_extra)" % (cluster, kind, kind, name, kind)
+            )
+        merged[name] = fo.deep_merge(merged[name], _as_dict(override, "cluster %s override of %s" % (cluster, name)))
+    for name, entry in _by_name(extra, "cluster %s gitops_%ss_extra" % (cluster, kind)).items():
+        if name in merged:
+            raise FleetValidationError(
+                "cluster %s: gitops_%ss_extra adds %s %r, which the catalog already has "
+                "(use gitops_%s_overrides to change it)" % (cluster, kind, kind, name, kind)
+            )
+        merged[name] = entry
+    return merged
+
+
+def _resolve_ref(ref, cluster, clusters_by_name, naming, what):
+    """A dependsOn entry -> {name, namespace}.
+
+    ``"x"`` names an entry of the same cluster; ``{cluster: c, name: x}`` one of cluster c;
+    ``{name, namespace}`` is taken literally.
+    """
+    if isinstance(ref, str):
+        return {"name": naming(cluster, ref), "namespace": cluster["hub_namespace"]}
+    if isinstance(ref, dict) and ref.get("name"):
+        if ref.get("cluster"):
+            other = clusters_by_name.get(ref["cluster"])
+            if other is None:
+                raise FleetValidationError("%s dependsOn %r: unknown cluster %r" % (what, ref["name"], ref["cluster"]))
+            return {"name": naming(other, ref["name"]), "namespace": other["hub_namespace"]}
+        return {"name": ref["name"], "namespace": ref.get("namespace") or cluster["hub_namespace"]}
+    raise FleetValidationError("%s: dependsOn entry %r must be a name or {name, cluster|namespace}" % (what, ref))
+
+
+def _component_name(_cluster, name):
+    return name
+
+
+def _kustomization_name(cluster, entry):
+    return "%s-%s" % (cluster["name"], entry)
+
+
+def _clusters_from_inventory(inventory):
+    groups = inventory.get("groups") or {}
+    hosts = inventory.get("hosts") or {}
+    member = {}
+    for group in KNOWN_GROUPS:
+        for host in groups.get(group) or []:
+            if host in member and member[host] != group:
+                raise FleetValidationError(
+                    "cluster %s is in groups %s and %s; a cluster has exactly one role" % (host, member[host], group)
+                )
+            member[host] = group
+    for host in sorted(hosts):
+        if host not in member:
+            theirs = sorted(g for g, hs in groups.items() if host in (hs or []) and g not in ("all", "ungrouped"))
+            raise FleetValidationError(
+                "cluster %s: unknown group%s %s; a cluster must be in one of %s"
+                % (host, "s" if len(theirs) != 1 else "", ", ".join(theirs) or "(none)", ", ".join(KNOWN_GROUPS))
+            )
+    hubs = sorted(h for h, g in member.items() if g == HUB_GROUP)
+    if len(hubs) != 1:
+        raise FleetValidationError(
+            "group %s must hold exactly one cluster (the hub running Flux), found %d%s"
+            % (HUB_GROUP, len(hubs), (": " + ", ".join(hubs)) if hubs else "")
+        )
+    return member, hubs[0], hosts
+
+
+def build_model(inventory, catalog):
+    """Merge catalogs and inventory into the model (plain data, not yet Kubernetes objects).
+
+    :param inventory: ``{"groups": {group: [host]}, "hosts": {host: {"vars": {...},
+        "kubeconfig_data": dict|None, "kubeconfig_error": str|None,
+        "kubeconfig_content": bool, "sync_vars_defined": bool}}}``
+    :param catalog: the role defaults (components, kustomizations, sources, flux_instance,
+        helmrelease_defaults, kustomization_defaults, secret_store, require_kubeconfigs).
+    """
+    components_catalog = _as_dict(catalog.get("components"), "components catalog")
+    kustomizations_catalog = _as_dict(catalog.get("kustomizations"), "kustomizations catalog")
+    for what, cat in (("components", components_catalog), ("kustomizations", kustomizations_catalog)):
+        for group in cat:
+            if group not in KNOWN_GROUPS:
+                raise FleetValidationError(
+                    "%s catalog: unknown group %r (groups: %s)" % (what, group, ", ".join(KNOWN_GROUPS))
+                )
+
+    member, hub_name, hosts = _clusters_from_inventory(inventory)
+    hub_info = hosts.get(hub_name) or {}
+    hub_vars = hub_info.get("vars") or {}
+
+    flux = fo.deep_merge(
+        _as_dict(catalog.get("flux_instance"), "flux_instance settings"),
+        _as_dict(hub_vars.get("gitops_flux_instance"), "cluster %s gitops_flux_instance" % hub_name),
+    )
+    hub_namespace = flux.get("namespace") or "flux-system"
+    sources = _by_name(catalog.get("sources"), "sources catalog")
+    hr_defaults = _as_dict(catalog.get("helmrelease_defaults"), "helmrelease defaults")
+    ks_defaults = _as_dict(catalog.get("kustomization_defaults"), "kustomization defaults")
+    require_kubeconfigs = bool(catalog.get("require_kubeconfigs"))
+
+    clusters = []
+    for name in sorted(member):
+        group = member[name]
+        info = hosts.get(name) or {}
+        hvars = info.get("vars") or {}
+        is_hub = name == hub_name
+        cluster = {
+            "name": name,
+            "group": group,
+            "hub": is_hub,
+            "hub_namespace": hub_namespace if is_hub else (hvars.get("gitops_hub_namespace") or name),
+            "kubeconfig_secret": None if is_hub else "%s-kubeconfig" % name,
+        }
+        cluster.update(_kubeconfig_info(name, info, hvars, require_kubeconfigs))
+        comps = _merge_entries(
+            _by_name(components_catalog.get(group), "components catalog of group %s" % group),
+            hvars.get("gitops_component_overrides"),
+            hvars.get("gitops_components_extra"),
+            name,
+            "component",
+        )
+        kss = _merge_entries(
+            _by_name(kustomizations_catalog.get(group), "kustomizations catalog of group %s" % group),
+            hvars.get("gitops_kustomization_overrides"),
+            hvars.get("gitops_kustomizations_extra"),
+            name,
+            "kustomization",
+        )
+        cluster["_components_raw"] = comps
+        cluster["_kustomizations_raw"] = kss
+        clusters.append(cluster)
+
+    by_name = {c["name"]: c for c in clusters}
+    disabled = {}
+    for cluster in clusters:
+        cluster["components"] = []
+        for cname, raw in cluster.pop("_components_raw").items():
+            comp = _normalize_component(raw, hr_defaults)
+            what = "cluster %s component %s" % (cluster["name"], cname)
+            comp["dependsOn"] = [
+                _resolve_ref(d, cluster, by_name, _component_name, what)
+                for d in _as_list(raw.get("dependsOn"), "%s dependsOn" % what)
+            ]
+            if comp["enabled"]:
+                cluster["components"].append(comp)
+            else:
+                disabled[("HelmRelease", cluster["hub_namespace"], cname)] = "enabled: false on cluster %s" % cluster["name"]
+        cluster["kustomizations"] = []
+        for ename, raw in cluster.pop("_kustomizations_raw").items():
+            entry = _normalize_kustomization(raw, cluster, ks_defaults)
+            what = "cluster %s kustomization %s" % (cluster["name"], ename)
+            entry["dependsOn"] = [
+                _resolve_ref(d, cluster, by_name, _kustomization_name, what)
+                for d in _as_list(raw.get("dependsOn"), "%s dependsOn" % what)
+            ]
+            if entry["enabled"]:
+                cluster["kustomizations"].append(entry)
+            else:
+                disabled[("Kustomization", cluster["hub_namespace"], entry["object_name"])] = (
+                    "enabled: false on cluster %s" % cluster["name"]
+                )
+
+    model = {
+        "hub": hub_name,
+        "hub_namespace": hub_namespace,
+        "clusters": clusters,
+        "flux_instance": flux,
+        "sources": {n: _normalize_source(s) for n, s in sources.items()},
+        "kustomization_defaults": ks_defaults,
+        "secret_store": _as_dict(catalog.get("secret_store"), "secret_store settings"),
+        "sync_vars_defined": bool(hub_info.get("sync_vars_defined")),
+        "disabled": disabled,
+    }
+    validate_model(model)
+    return model
+
+
+def _kubeconfig_info(name, info, hvars, required):
+    """Where the cluster's kubeconfig comes from (never its content) + what Flux will use."""
+    path = hvars.get("gitops_kubeconfig")
+    has_content = bool(info.get("kubeconfig_content"))
+    if path and has_content:
+        raise FleetValidationError(
+            "cluster %s: set either gitops_kubeconfig (a path) or gitops_kubeconfig_content, not both" % name
+        )
+    source = "content" if has_content else ("path" if path else None)
+    out = {"kubeconfig": path or None, "kubeconfig_source": source, "kubeconfig_context": hvars.get("gitops_kubeconfig_context")}
+    if info.get("kubeconfig_error"):
+        raise FleetValidationError("cluster %s: %s" % (name, info["kubeconfig_error"]))
+    data = info.get("kubeconfig_data")
+    if data is None:
+        if required:
+            raise FleetValidationError(
+                "cluster %s: no usable kubeconfig (set gitops_kubeconfig to an existing file or "
+                "gitops_kubeconfig_content)" % name
+            )
+        out["server"] = None
+        return out
+    try:
+        checked = check_kubeconfig(data, context=hvars.get("gitops_kubeconfig_context"), label="cluster %s kubeconfig" % name)
+    except KubeconfigError as exc:
+        raise FleetValidationError(str(exc))
+    out["server"] = checked["server"]
+    out["kubeconfig_context"] = checked["context"]
+    return out
+
+
+def _normalize_component(raw, defaults):
+    comp = {
+        "name": raw["name"],
+        "chart": raw.get("chart") or raw["name"],
+        "version": raw.get("version"),
+        "source": raw.get("source"),
+        "namespace": raw.get("namespace"),
+        "tier": raw.get("tier", "infrastructure"),
+        "values": copy.deepcopy(raw.get("values") or {}),
+        "enabled": raw.get("enabled", True) not in (False, "false", "False", "no"),
+        "releaseName": raw.get("releaseName") or raw["name"],
+        "interval": raw.get("interval") or defaults.get("interval") or "30m",
+        "spec": copy.deepcopy(raw.get("spec") or {}),
+    }
+    return comp
+
+
+def _normalize_kustomization(raw, cluster, defaults):
+    path = raw.get("path") or "./clusters/{cluster}"
+    if isinstance(path, str):
+        path = path.replace("{cluster}", cluster["name"]).replace("{group}", cluster["group"])
+    return {
+        "name": raw["name"],
+        "object_name": _kustomization_name(cluster, raw["name"]),
+        "path": path,
+        "interval": raw.get("interval") or defaults.get("interval") or "10m",
+        "prune": bool(raw.get("prune", defaults.get("prune", True))),
+        "timeout": raw.get("timeout") or defaults.get("timeout"),
+        "enabled": raw.get("enabled", True) not in (False, "false", "False", "no"),
+        "manifests": copy.deepcopy(raw.get("manifests") or []),
+        "spec": copy.deepcopy(raw.get("spec") or {}),
+    }
+
+
+def _normalize_source(raw):
+    out = dict(raw)
+    out.setdefault("kind", "HelmRepository")
+    out.setdefault("interval", "1h")
+    return out
+
+
+# --------------------------------------------------------------------------- paths of the tree
+
+
+def hub_dir(cluster):
+    """Directory of the hub-side objects of a cluster (see docs/fleet-model.md)."""
+    return "clusters/%s/hub" % cluster["name"]
+
+
+def build_fleet(inventory, catalog):
+    """Model -> validation -> objects -> validation -> the ``fleet`` data of docs/architecture.md."""
+    model = build_model(inventory, catalog)
+    hub_ns = model["hub_namespace"]
+    clusters = model["clusters"]
+    hub = [c for c in clusters if c["hub"]][0]
+    sources = model["sources"]
+    source_ref = fo.deep_merge(
+        {"kind": "GitRepository", "name": model["flux_instance"].get("sync", {}).get("name") or hub_ns, "namespace": hub_ns},
+        model["kustomization_defaults"].get("sourceRef") or {},
+    )
+
+    objects = []
+    instance = fo.flux_instance(model["flux_instance"], hub["name"])
+
+    def add(stage, path, obj):
+        objects.append({"stage": stage, "path": path, "object": obj})
+
+    add("instance", "clusters/%s/flux-system/flux-instance.yaml" % hub["name"], instance)
+    source_files = {
+        "HelmRepository": "helm-repositories.yaml",
+        "GitRepository": "git-repositories.yaml",
+        "OCIRepository": "oci-repositories.yaml",
+    }
+    for name in sorted(sources):
+        src = sources[name]
+        add("sources", "infrastructure/sources/%s" % source_files[src["kind"]], fo.source(src, SOURCES_NAMESPACE))
+
+    manifests = []
+    secrets = []
+    store = model["secret_store"]
+    for cluster in clusters:
+        base = hub_dir(cluster)
+        for entry in cluster["kustomizations"]:
+            add("kustomizations", "%s/kustomizations.yaml" % base, fo.kustomization(cluster, entry, source_ref))
+            for manifest in entry["manifests"]:
+                md = manifest.get("metadata") or {}
+                manifests.append({
+                    "path": "%s/%s-%s.yaml" % (entry["path"][2:].rstrip("/"), manifest.get("kind", "object").lower(), md.get("name", "unnamed")),
+                    "object": manifest,
+                })
+        for comp in cluster["components"]:
+            add(comp["tier"], "%s/%s/%s.yaml" % (base, comp["tier"], comp["name"]),
+                fo.helm_release(cluster, comp, sources[comp["source"]], SOURCES_NAMESPACE, catalog.get("helmrelease_defaults") or {}))
+        if not cluster["hub"]:
+            # The hub namespace of a spoke, created by whoever applies the cluster's hub dir.
+            manifests.append({"path": "%s/namespace.yaml" % base, "object": fo.namespace(cluster["hub_namespace"], "clusters", cluster["name"])})
+            # The spoke-side namespaces its releases target (applied on the spoke by its Kustomizations).
+            for ns in sorted({c["namespace"] for c in cluster["components"]}):
+                manifests.append({
+                    "path": "clusters/%s/namespaces.yaml" % cluster["name"],
+                    "object": fo.namespace(ns, "kustomizations", cluster["name"]),
+                })
+            secret = fo.secret_reference(
+                "kubeconfig", cluster["kubeconfig_secret"], cluster["hub_namespace"], "clusters", cluster["name"],
+                ["value"], {"path": "gitops_kubeconfig", "content": "gitops_kubeconfig_content"}, cluster["kubeconfig_source"],
+                extra_labels={fo.LABEL_WATCH: "Enabled"},
+            )
+            secrets.append(secret)
+            if store:
+                manifests.append({"path": "infrastructure/cluster-configs/%s.yaml" % secret["name"], "object": fo.external_secret(secret, store)})
+
+    pull_secret = (model["flux_instance"].get("sync") or {}).get("pullSecret")
+    if pull_secret:
+        secret = fo.secret_reference(
+            "git-sync", pull_secret, model["flux_instance"]["namespace"], "instance", hub["name"],
+            SYNC_SECRET_KEYS, SYNC_SECRET_VARS, model["sync_vars_defined"],
+        )
+        secrets.insert(0, secret)
+        if store:
+            manifests.append({"path": "infrastructure/cluster-configs/%s-git-sync.yaml" % pull_secret, "object": fo.external_secret(secret, store)})
+
+    objects.sort(key=fo.sort_key)
+    validate_objects([o["object"] for o in objects], model["disabled"])
+    manifests.sort(key=lambda m: (m["path"], m["object"].get("kind", ""), (m["object"].get("metadata") or {}).get("namespace", ""),
+                                  (m["object"].get("metadata") or {}).get("name", "")))
+
+    operator = next((c for c in hub["components"] if c["name"] == "flux-operator"), None)
+    return {
+        "hub": {
+            "name": hub["name"],
+            "namespace": hub_ns,
+            "kubeconfig": hub["kubeconfig"],
+            "kubeconfig_source": hub["kubeconfig_source"],
+            "context": hub["kubeconfig_context"],
+        },
+        "clusters": [
+            {
+                "name": c["name"],
+                "group": c["group"],
+                "hub_namespace": c["hub_namespace"],
+                "kubeconfig_secret": c["kubeconfig_secret"],
+                "kubeconfig": c["kubeconfig"],
+                "kubeconfig_source": c["kubeconfig_source"],
+                "context": c["kubeconfig_context"],
+                "server": c["server"],
+            }
+            for c in clusters
+        ],
+        "objects": objects,
+        "secrets": secrets,
+        "manifests": manifests,
+        "bootstrap": _bootstrap(operator, sources, hub_ns),
+        "sync": {"path": instance["spec"]["sync"]["path"].strip("/").lstrip("./"), "source_ref": source_ref},
+    }
+
+
+def _bootstrap(operator, sources, namespace):
+    """The Flux Operator chart for the bootstrap stage (installed before Flux exists)."""
+    if operator is None:
+        return None
+    src = sources[operator["source"]]
+    url = src["url"].rstrip("/")
+    return {
+        "release_name": operator["releaseName"],
+        "namespace": operator["namespace"] or namespace,
+        "chart": operator["chart"],
+        "chart_ref": "%s/%s" % (url, operator["chart"]) if url.startswith("oci://") else operator["chart"],
+        "repo_url": None if url.startswith("oci://") else url,
+        "version": operator["version"],
+        "values": copy.deepcopy(operator["values"]),
+    }

@@ -1,0 +1,237 @@
+# -*- coding: utf-8 -*-
+# Copyright: c5c3.gitops contributors
+# Apache License 2.0 (see LICENSE)
+"""Validation of the fleet before anything is written or applied.
+
+Every check raises one FleetValidationError whose message names the offending item
+(cluster, component, object), so a run stops with one clear line instead of a half-applied
+hub. Two passes: ``validate_model`` on the merged inventory + catalogs, ``validate_objects``
+on the built objects (names, duplicates, dependsOn resolution, kinds, cycles).
+Pure Python, no Ansible imports.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.c5c3.gitops.plugins.module_utils.semver_range import SemverRangeError, parse_range
+
+KNOWN_GROUPS = ("management", "control_plane", "hypervisor", "storage")
+HUB_GROUP = "management"
+TIERS = ("infrastructure", "services")
+SOURCE_KINDS = ("HelmRepository", "GitRepository", "OCIRepository")
+CHART_SOURCE_KINDS = ("HelmRepository", "GitRepository")
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")
+
+
+class FleetValidationError(ValueError):
+    """The inventory or catalogs describe a fleet Flux would refuse; the message names the item."""
+
+
+def check_label(value, what):
+    """A DNS-1123 label (namespaces, cluster names): lowercase alphanumerics and '-', <= 63."""
+    if not isinstance(value, str) or not value:
+        raise FleetValidationError("%s: a name is required (got %r)" % (what, value))
+    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+        raise FleetValidationError(
+            "%s: %r is not a valid DNS-1123 label (lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters)" % (what, value)
+        )
+    return value
+
+
+def check_subdomain(value, what):
+    """A DNS-1123 subdomain (object names): like a label but dots allowed, <= 253."""
+    if not isinstance(value, str) or not value:
+        raise FleetValidationError("%s: a name is required (got %r)" % (what, value))
+    if len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
+        raise FleetValidationError(
+            "%s: %r is not a valid DNS-1123 name (lowercase letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit, at most 253 characters)" % (what, value)
+        )
+    return value
+
+
+def check_duration(value, what):
+    if not isinstance(value, str) or not _DURATION.match(value):
+        raise FleetValidationError("%s: %r is not a Go duration such as '10m' or '1h30m'" % (what, value))
+    return value
+
+
+def check_range(value, what):
+    try:
+        parse_range(value)
+    except SemverRangeError as exc:
+        raise FleetValidationError("%s: invalid SemVer range: %s" % (what, exc))
+    return value
+
+
+# --------------------------------------------------------------------------- model pass
+
+
+def validate_model(model):
+    """Checks on the merged model (see fleet_model.build_model for its shape)."""
+    fi = model["flux_instance"]
+    if fi.get("name") != "flux":
+        raise FleetValidationError(
+            "FluxInstance %r: the Flux Operator reconciles only a FluxInstance named 'flux' "
+            "(set fleet_flux_instance.name to 'flux')" % fi.get("name")
+        )
+    check_label(fi.get("namespace"), "FluxInstance flux namespace")
+    check_range((fi.get("distribution") or {}).get("version"), "FluxInstance flux spec.distribution.version")
+    sync = fi.get("sync") or {}
+    for key in ("kind", "url", "ref", "path"):
+        if not sync.get(key):
+            raise FleetValidationError("FluxInstance flux: spec.sync.%s is required" % key)
+
+    sources = model["sources"]
+    for name, src in sources.items():
+        what = "source %s" % name
+        check_subdomain(name, what)
+        if src.get("kind") not in SOURCE_KINDS:
+            raise FleetValidationError("%s: kind %r is not one of %s" % (what, src.get("kind"), ", ".join(SOURCE_KINDS)))
+        if not src.get("url"):
+            raise FleetValidationError("%s: url is required" % what)
+        check_duration(src.get("interval"), "%s interval" % what)
+
+    namespaces = {}
+    for cluster in model["clusters"]:
+        cname = cluster["name"]
+        check_label(cname, "cluster %s" % cname)
+        ns = check_label(cluster["hub_namespace"], "cluster %s hub namespace (gitops_hub_namespace)" % cname)
+        if ns in namespaces:
+            raise FleetValidationError(
+                "cluster %s: hub namespace %r is already used by cluster %s; every cluster needs its own "
+                "(set gitops_hub_namespace)" % (cname, ns, namespaces[ns])
+            )
+        namespaces[ns] = cname
+        for comp in cluster["components"]:
+            _validate_component(cluster, comp, sources)
+        for entry in cluster["kustomizations"]:
+            what = "cluster %s kustomization %s" % (cname, entry["name"])
+            check_subdomain(entry["name"], what)
+            check_duration(entry["interval"], "%s interval" % what)
+            path = entry["path"]
+            if not isinstance(path, str) or not path.startswith("./") or ".." in path.split("/"):
+                raise FleetValidationError("%s: path %r must be relative to the repository root ('./...')" % (what, path))
+
+
+def _validate_component(cluster, comp, sources):
+    what = "cluster %s component %s" % (cluster["name"], comp["name"])
+    check_subdomain(comp["name"], what)
+    check_label(comp.get("namespace"), "%s namespace" % what)
+    release = comp.get("releaseName")
+    if not isinstance(release, str) or len(release) > 53 or not _DNS1123_SUBDOMAIN.match(release):
+        raise FleetValidationError("%s: releaseName %r must be a DNS-1123 name of at most 53 characters" % (what, release))
+    if not comp.get("chart") or not isinstance(comp["chart"], str):
+        raise FleetValidationError("%s: chart is required" % what)
+    check_range(comp.get("version"), "%s version" % what)
+    if comp.get("tier") not in TIERS:
+        raise FleetValidationError("%s: tier %r is not one of %s" % (what, comp.get("tier"), ", ".join(TIERS)))
+    check_duration(comp.get("interval"), "%s interval" % what)
+    src = sources.get(comp.get("source"))
+    if src is None:
+        raise FleetValidationError(
+            "%s: source %r is not defined (known sources: %s)" % (what, comp.get("source"), ", ".join(sorted(sources)))
+        )
+    if src["kind"] not in CHART_SOURCE_KINDS:
+        raise FleetValidationError(
+            "%s: source %r is a %s; a chart needs a HelmRepository or GitRepository" % (what, comp["source"], src["kind"])
+        )
+    if not isinstance(comp.get("values"), dict):
+        raise FleetValidationError("%s: values must be a mapping" % what)
+
+
+# --------------------------------------------------------------------------- objects pass
+
+
+def _key(obj):
+    md = obj["metadata"]
+    return (obj["kind"], md.get("namespace", ""), md["name"])
+
+
+def _show(key):
+    kind, ns, name = key
+    return "%s %s/%s" % (kind, ns, name) if ns else "%s %s" % (kind, name)
+
+
+def validate_objects(objects, disabled=None):
+    """Checks across the built objects.
+
+    :param objects: the Kubernetes objects (dicts).
+    :param disabled: optional {(kind, namespace, name): reason} of objects turned off in the
+        catalogs, so that a dependsOn on one of them says so instead of "does not exist".
+    """
+    disabled = disabled or {}
+    index = {}
+    for obj in objects:
+        key = _key(obj)
+        check_subdomain(key[2], _show(key))
+        if key in index:
+            raise FleetValidationError("duplicate object %s: two catalog entries produce the same name" % _show(key))
+        index[key] = obj
+
+    by_name = {}
+    for kind, ns, name in index:
+        by_name.setdefault((ns, name), []).append(kind)
+
+    graph = {}
+    for key, obj in sorted(index.items()):
+        kind, ns, _name = key
+        edges = []
+        for dep in (obj.get("spec") or {}).get("dependsOn") or []:
+            dep_ns = dep.get("namespace") or ns
+            target = (kind, dep_ns, dep["name"])
+            if target not in index:
+                other = [k for k in by_name.get((dep_ns, dep["name"]), []) if k != kind]
+                if other:
+                    raise FleetValidationError(
+                        "%s dependsOn %s/%s, which is a %s: Flux allows dependsOn only between objects of "
+                        "the same kind" % (_show(key), dep_ns, dep["name"], other[0])
+                    )
+                if target in disabled:
+                    raise FleetValidationError(
+                        "%s dependsOn %s, which is disabled (%s)" % (_show(key), _show(target), disabled[target])
+                    )
+                raise FleetValidationError("%s dependsOn %s, which does not exist" % (_show(key), _show(target)))
+            if target == key:
+                raise FleetValidationError("%s depends on itself" % _show(key))
+            edges.append(target)
+        graph[key] = edges
+    _check_cycles(graph)
+
+
+def _check_cycles(graph):
+    """Iterative DFS; raises naming the whole cycle (a -> b -> a)."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    color = dict.fromkeys(graph, WHITE)
+    for root in sorted(graph):
+        if color[root] != WHITE:
+            continue
+        stack = [(root, iter(graph[root]))]
+        path = [root]
+        color[root] = GREY
+        while stack:
+            node, children = stack[-1]
+            advanced = False
+            for child in children:
+                if color[child] == GREY:
+                    cycle = path[path.index(child):] + [child]
+                    raise FleetValidationError(
+                        "dependency cycle: %s" % " -> ".join(_show(k) for k in cycle)
+                    )
+                if color[child] == WHITE:
+                    color[child] = GREY
+                    stack.append((child, iter(graph[child])))
+                    path.append(child)
+                    advanced = True
+                    break
+            if not advanced:
+                color[node] = BLACK
+                stack.pop()
+                path.pop()

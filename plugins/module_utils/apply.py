@@ -135,7 +135,22 @@ def matches(obj, selector):
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def select_prune(live, desired_keys, selector, kinds, group_of):
+def keep_keys(keep):
+    """Normalise prune.keep items ({kind?, namespace, name}, manifests, metadata or fleet entries)
+    to (kind or None, namespace, name); kind None keeps every kind of that name (the safe side)."""
+    out = set()
+    for item in keep or []:
+        if not isinstance(item, dict):
+            continue
+        if "object" in item and "kind" not in item:
+            item = item.get("object") or {}
+        md = item.get("metadata") if isinstance(item.get("metadata"), dict) else item
+        if md.get("name"):
+            out.add((item.get("kind"), md.get("namespace") or "", md["name"]))
+    return out
+
+
+def select_prune(live, desired_keys, selector, kinds, group_of, keep=None):
     """Objects to delete: live objects of ``kinds`` matching ``selector`` that are not desired.
 
     ``live`` is whatever the server listed; this re-checks every label itself, so an object
@@ -150,6 +165,9 @@ def select_prune(live, desired_keys, selector, kinds, group_of):
         if (obj.get("metadata") or {}).get("deletionTimestamp"):
             continue  # already going away
         if key_of(obj, group_of(kind)) in desired_keys:
+            continue
+        md = obj["metadata"]
+        if keep and ((kind, md.get("namespace") or "", md["name"]) in keep or (None, md.get("namespace") or "", md["name"]) in keep):
             continue
         out.append(obj)
     return sorted(out, key=lambda o: (o.get("kind"), o["metadata"].get("namespace") or "", o["metadata"]["name"]))
@@ -481,7 +499,7 @@ class Applier(object):
                 live.extend(self.list_kind(infos[kind], selector))
         except (ApiError, flux_kinds.UnknownKindError) as exc:
             raise ApplyError("listing prune candidates failed: %s" % exc)
-        doomed = select_prune(live, desired, selector, kinds, lambda k: infos[k]["group"])
+        doomed = select_prune(live, desired, selector, kinds, lambda k: infos[k]["group"], keep_keys(prune.get("keep")))
 
         def delete(obj):
             m = obj["metadata"]

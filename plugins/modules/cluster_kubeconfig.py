@@ -95,6 +95,10 @@ spoke:
   returned: always
   type: dict
   sample: {server: "https://10.0.0.5:6443", version: v1.31.2, auth: client-certificate, context: admin}
+created:
+  description: Whether the Secret did not exist before (false on a rotation).
+  returned: always
+  type: bool
 checksum:
   description: SHA-256 of the kubeconfig as stored; changes on rotation.
   returned: always
@@ -168,6 +172,7 @@ def run(module):
         raise ks.KubeconfigSecretError("cluster %s: writing Secret %s/%s on the hub failed: %s" % (cluster, namespace, name, ks.scrub(str(exc), secrets)))
     out = dict(
         changed=result["changed"],
+        created=bool(result["applied"]) and result["applied"][0]["created"],
         secret=dict(name=name, namespace=namespace, key=ks.SECRET_KEY),
         spoke=spoke,
         checksum=ks.checksum(text),

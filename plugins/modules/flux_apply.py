@@ -76,6 +76,15 @@ options:
         type: list
         elements: str
         default: [HelmRelease, Kustomization]
+      keep:
+        description:
+          - Objects never to prune although not in O(objects), e.g. the whole fleet when
+            O(objects) is one stage (an object moving between stages is not deleted on the way).
+          - Items are C({kind, namespace, name}), manifests, C(metadata) dicts or fleet entries;
+            without C(kind) every kind of that name is kept.
+        type: list
+        elements: dict
+        default: []
 attributes:
   check_mode:
     support: full
@@ -173,6 +182,7 @@ def argspec():
                 stage=dict(type="str"),
                 labels=dict(type="dict", default={}),
                 kinds=dict(type="list", elements="str", default=["HelmRelease", "Kustomization"]),
+                keep=dict(type="list", elements="dict", default=[]),
             ),
         ),
     )

@@ -220,3 +220,19 @@ def test_adopted_object_is_not_reported_as_created():
     server = FakeServer(namespaces=("flux-system", "control-plane"))
     server.put("helmreleases", "control-plane", hr("a", labels={}))
     assert applier(server).run([hr("a")])["applied"][0]["created"] is False
+
+
+def test_prune_keep_protects_objects_moving_between_stages():
+    server = FakeServer(namespaces=("flux-system", "control-plane"))
+    applier(server).run([hr("moving"), hr("gone")])
+    keep = [{"name": "moving", "namespace": "control-plane"}]  # metadata only: any kind kept
+    result = applier(server).run([], prune={"enabled": True, "stage": "infrastructure", "keep": keep})
+    assert [p["name"] for p in result["pruned"]] == ["gone"]
+    assert ("helmreleases", "control-plane", "moving") in server.store
+
+
+def test_keep_keys_shapes():
+    keys = ap.keep_keys([{"kind": "HelmRelease", "namespace": "a", "name": "x"},
+                         {"name": "y", "namespace": "b"},
+                         {"stage": "s", "object": hr("z", ns="c")}, "junk"])
+    assert keys == {("HelmRelease", "a", "x"), (None, "b", "y"), ("HelmRelease", "c", "z")}

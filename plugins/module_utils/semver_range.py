@@ -70,7 +70,7 @@ def _comparison_bounds(op, ver):
     if n == 0:  # "*", "x", ">=x": anything (a "<x"/">x" is unsatisfiable but still parses)
         return [] if op in ("=", ">=", "<=", "~", "^") else [("never", None)]
     if op == "=":
-        return [(">=", low)] if n == 3 else [(">=", low), ("<", _bump(low, n - 1))]
+        return [(">=", low), ("<=", low)] if n == 3 else [(">=", low), ("<", _bump(low, n - 1))]
     if op == "!=":
         return [("!=", low)] if n == 3 else [("out", (low, _bump(low, n - 1)))]
     if op == ">":

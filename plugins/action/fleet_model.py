@@ -39,7 +39,15 @@ def _plain(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def _load_kubeconfig(path, content, inventory_dir):
+def _resolve(path, inventory_dir):
+    """~ and paths relative to the host's inventory directory -> absolute path."""
+    path = os.path.expanduser(str(path))
+    if not os.path.isabs(path) and inventory_dir:
+        path = os.path.join(str(inventory_dir), path)
+    return os.path.abspath(path)
+
+
+def _load_kubeconfig(path, content):
     """-> (parsed dict or None, error or None). Never returns or logs the content."""
     if content is not None:
         if isinstance(content, dict):
@@ -53,9 +61,6 @@ def _load_kubeconfig(path, content, inventory_dir):
         return data, None
     if not path:
         return None, None
-    path = os.path.expanduser(str(path))
-    if not os.path.isabs(path) and inventory_dir:
-        path = os.path.join(str(inventory_dir), path)
     if not os.path.exists(path):
         return None, None
     try:
@@ -88,8 +93,10 @@ class ActionModule(ActionBase):
                 if key in hv:
                     host_vars[key] = _plain(hv[key])
             content = hv["gitops_kubeconfig_content"] if "gitops_kubeconfig_content" in hv else None
-            data, error = _load_kubeconfig(host_vars.get("gitops_kubeconfig"), content,
-                                           hv["inventory_dir"] if "inventory_dir" in hv else None)
+            if host_vars.get("gitops_kubeconfig"):
+                host_vars["gitops_kubeconfig"] = _resolve(host_vars["gitops_kubeconfig"],
+                                                          hv["inventory_dir"] if "inventory_dir" in hv else None)
+            data, error = _load_kubeconfig(host_vars.get("gitops_kubeconfig"), content)
             hosts[host] = {
                 "vars": host_vars,
                 "kubeconfig_data": data,

@@ -61,6 +61,7 @@ KINDS = {
 }
 PLURAL_OF = {k: v[2] for k, v in KINDS.items()}
 SOURCE_KINDS = ("HelmRepository", "GitRepository", "OCIRepository", "HelmChart")
+NO_STATUS_GENERATION = ("FluxInstance", "FluxReport", "ResourceSet")
 REPORT_KINDS = ("FluxInstance", "ResourceSet", "GitRepository", "OCIRepository", "HelmRepository",
                 "HelmChart", "Kustomization", "HelmRelease")
 
@@ -108,9 +109,13 @@ def is_ready(obj) -> bool:
     if obj is None:
         return False
     c = cond(obj, "Ready")
+    if c is None or c.get("status") != "True":
+        return False
+    gen = obj["metadata"].get("generation")
     st = obj.get("status") or {}
-    return (c is not None and c.get("status") == "True"
-            and st.get("observedGeneration") == obj["metadata"].get("generation"))
+    if obj.get("kind") in NO_STATUS_GENERATION:  # Flux Operator kinds: the condition carries it
+        return c.get("observedGeneration") == gen
+    return st.get("observedGeneration") == gen
 
 
 # ------------------------------------------------------------------------------------ rate limiter
@@ -486,8 +491,10 @@ class Simulator:
         gen = obj["metadata"].get("generation")
         if kind == "HelmRepository" and spec.get("type") == "oci":
             return  # source-controller leaves OCI HelmRepositories without status since Flux 2.2
+        observed = ((cond(obj, "Ready") or {}).get("observedGeneration") if kind in NO_STATUS_GENERATION
+                    else st.get("observedGeneration"))
         if (ann.get(ANN_STALE) == "true" and cond(obj, "Ready") is not None
-                and st.get("observedGeneration") not in (None, gen)):
+                and observed not in (None, -1, gen)):
             return  # injected fault: keep the old Ready at the old generation
         fp = self.fingerprint(kind, obj)
         if self.memo.get(key) == fp:
@@ -1039,7 +1046,7 @@ class Simulator:
                                   extra={"observedChartName": chart})
 
     def reconcile_resourceset(self, key, obj) -> bool:
-        status = self.handled(obj, {"observedGeneration": obj["metadata"].get("generation")})
+        status = self.handled(obj, {})
         status["conditions"] = self.conditions(obj, [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
                                                        "message": "Reconciliation finished in 0s"}], drop=("Reconciling",))
         self.patch_status(key, obj, status)
@@ -1075,7 +1082,7 @@ class Simulator:
         version, comps = self.flux_components(obj)
         st = obj.get("status") or {}
         rev = f"{version}@{digest(comps)}"
-        status = self.handled(obj, {"observedGeneration": obj["metadata"].get("generation"), "components": comps,
+        status = self.handled(obj, {"components": comps,
                                     "lastAppliedRevision": rev, "lastAttemptedRevision": rev,
                                     "lastArtifactRevision": st.get("lastArtifactRevision")})
         ann = obj["metadata"].get("annotations") or {}

@@ -207,7 +207,7 @@ def external_secret(secret, store):
     return {
         "apiVersion": store["api_version"],
         "kind": "ExternalSecret",
-        "metadata": {"name": secret["name"], "namespace": secret["namespace"], "labels": labels("clusters" if secret["kind"] == "kubeconfig" else "instance", secret["cluster"])},
+        "metadata": {"name": secret["name"], "namespace": secret["namespace"], "labels": labels(secret["stage"], secret["cluster"])},
         "spec": {
             "refreshInterval": store["refresh_interval"],
             "secretStoreRef": {"name": store["name"], "kind": store["kind"]},

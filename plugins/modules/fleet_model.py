@@ -30,15 +30,17 @@ description:
   - Runs on the controller only and contacts no cluster. The result holds no secret value.
   - See docs/fleet-model.md of the collection for the catalogs and the rendered tree.
 author:
-  - c5c3.gitops contributors
+  - c5c3.gitops developers (@c5c3)
 attributes:
   check_mode:
     support: full
     description: Builds the same data in check mode; it never changes anything.
   diff_mode:
     support: none
+    description: Returns data, changes nothing, so there is nothing to diff.
   action:
     support: full
+    description: Runs as an action plugin on the controller; it reads every host's variables.
 options:
   components:
     description: Component catalog, a list of components per group (role default C(fleet_components)).

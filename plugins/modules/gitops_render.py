@@ -23,7 +23,7 @@ description:
     without touching O(dest). Output is byte-identical for the same fleet.
   - No secret value is ever written; Secrets appear as ExternalSecret placeholders.
 author:
-  - c5c3.gitops contributors
+  - c5c3.gitops developers (@c5c3)
 attributes:
   check_mode:
     support: full
@@ -31,6 +31,8 @@ attributes:
   diff_mode:
     support: full
     description: Shows a diff per created, updated or removed file.
+requirements:
+  - PyYAML
 options:
   fleet:
     description: The C(fleet) result of M(c5c3.gitops.fleet_model).
@@ -80,9 +82,9 @@ import json
 import os
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.c5c3.gitops.plugins.module_utils.gitops_tree import TreeError, render_tree
+from ansible_collections.c5c3.gitops.plugins.module_utils.gitops_tree import HAS_YAML, TreeError, render_tree
 
 MANIFEST = ".c5c3-gitops-render.json"
 
@@ -169,6 +171,8 @@ def main():
         argument_spec=dict(fleet=dict(type="dict", required=True), dest=dict(type="path", required=True)),
         supports_check_mode=True,
     )
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"))
     dest = module.params["dest"]
     try:
         tree = render_tree(module.params["fleet"])

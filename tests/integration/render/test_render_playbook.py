@@ -1,7 +1,7 @@
 """playbooks/render.yml end to end: ansible-playbook on the example inventories, no cluster.
 
-Needs no API server (not marked ``integration``); it does run ansible-playbook, so it takes a
-few seconds per run.
+Needs no API server, but it runs ansible-playbook (seconds per run), so it is marked
+``integration`` and runs in the pipeline's integration stage (hack/test integration).
 """
 import os
 import re
@@ -16,6 +16,8 @@ PLAYBOOK = os.path.join(ROOT, "playbooks", "render.yml")
 ANSIBLE_PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
 if not os.path.exists(ANSIBLE_PLAYBOOK):
     ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook") or ANSIBLE_PLAYBOOK
+
+pytestmark = pytest.mark.integration
 
 TOKEN = "TOKEN-MUST-NOT-LEAK-4711"
 PRIVATE_KEY = "PRIVATE-KEY-MUST-NOT-LEAK-0815"

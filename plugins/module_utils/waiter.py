@@ -324,6 +324,7 @@ class Waiter(object):
         pairs, targets = self._plan(objects, selectors)
         self._selected = {}  # key -> pair key, objects held by selector pairs
         self._verdicts, self._objs, self._ready_at = {}, {}, {}
+        self._not_ready, self._failed, self._missing = set(), set(), set()
         self._targets, self._pairs, self._start = targets, pairs, start
 
         threads = []
@@ -385,7 +386,11 @@ class Waiter(object):
             self._event(pkey, "DELETED", pair.items[name])
         for obj in seen.values():
             self._event(pkey, "MODIFIED", obj)
-        pair.synced = True
+        if not pair.synced:
+            pair.synced = True
+            for key, target_pair in self._targets.items():
+                if target_pair == pkey and key[2] not in pair.items and key not in self._verdicts:
+                    self._set(key, None)
 
     def _event(self, pkey, etype, obj):
         pair = self._pairs[pkey]
@@ -395,8 +400,7 @@ class Waiter(object):
             pair.items.pop(name, None)
             if pair.selects and key not in self._targets:
                 self._selected.pop(key, None)
-                self._verdicts.pop(key, None)
-                self._objs.pop(key, None)
+                self._forget(key)
                 return
             if key in self._targets or key in self._selected:
                 self._objs[key] = None
@@ -409,12 +413,25 @@ class Waiter(object):
             self._objs[key] = obj
             self._set(key, obj)
 
+    def _forget(self, key):
+        for bucket in (self._verdicts, self._objs, self._ready_at):
+            bucket.pop(key, None)
+        for bucket in (self._not_ready, self._failed, self._missing):
+            bucket.discard(key)
+
     def _set(self, key, obj):
         verdict = self.override(key, obj) if self.override else None
         if verdict is None:
             verdict = readiness.evaluate(obj, key[0])
         was_ready = key in self._verdicts and self._verdicts[key].ready
         self._verdicts[key] = verdict
+        # Sets kept current per event, so deciding costs O(1) however many objects are waited on.
+        for bucket, member in ((self._not_ready, not verdict.ready), (self._failed, verdict.terminal),
+                               (self._missing, verdict.state == readiness.MISSING)):
+            if member:
+                bucket.add(key)
+            else:
+                bucket.discard(key)
         if verdict.ready and not was_ready:
             self._ready_at[key] = round(self.clock() - self._start, 3)
         elif not verdict.ready:
@@ -425,15 +442,6 @@ class Waiter(object):
         keys.extend(k for k in self._selected if k not in self._targets)
         return keys
 
-    def _missing_targets(self):
-        """Explicit targets whose pair has synced and does not hold them."""
-        out = []
-        for key, pkey in self._targets.items():
-            pair = self._pairs[pkey]
-            if pair.synced and key[2] not in pair.items:
-                out.append(key)
-        return out
-
     def _empty_selectors(self):
         return [pair for pair in self._pairs.values()
                 if pair.selects and pair.synced and not pair.items]
@@ -441,14 +449,11 @@ class Waiter(object):
     def _decide(self, grace_over, fail_fast):
         if not all(pair.synced for pair in self._pairs.values()):
             return None
-        for key in self._missing_targets():
-            self._verdicts[key] = readiness.evaluate(None)
-        verdicts = [self._verdicts.get(k) for k in self._all_keys()]
-        if fail_fast and any(v is not None and v.terminal for v in verdicts):
+        if fail_fast and self._failed:
             return "failed"
-        if grace_over and fail_fast and (self._missing_targets() or self._empty_selectors()):
+        if grace_over and fail_fast and (self._missing or self._empty_selectors()):
             return "missing"
-        if not self._empty_selectors() and all(v is not None and v.ready for v in verdicts):
+        if not self._not_ready and not self._empty_selectors():
             return "ready"
         return None
 

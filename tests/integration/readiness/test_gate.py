@@ -126,7 +126,7 @@ def test_selector_over_many_objects(hub, ns):
         for name in names:
             hub.ready("HelmRelease", ns, name)
 
-    mark = at(2.0, all_ready)
+    at(2.0, all_ready)
     result, _, finished = hub.module("flux_wait", {
         "selectors": [{"kind": "HelmRelease", "namespace": ns, "label_selector": "gitops.c5c3.io/stage=services"}],
         "timeout": 120})

@@ -174,10 +174,17 @@ def select_prune(live, desired_keys, selector, kinds, group_of, keep=None):
 
 
 def is_changed(status, before, after):
-    """Changed = created (201), or the resourceVersion moved (a no-op apply keeps it)."""
+    """Changed = created (201), or the resourceVersion moved because of this apply.
+
+    A no-op server-side apply keeps the resourceVersion. A moved resourceVersion alone is not
+    proof: a controller may have written status between our read and our apply, so the object
+    minus status and server-owned metadata must differ too.
+    """
     if status == 201 or before is None:
         return True
-    return (before.get("metadata") or {}).get("resourceVersion") != (after.get("metadata") or {}).get("resourceVersion")
+    if (before.get("metadata") or {}).get("resourceVersion") == (after.get("metadata") or {}).get("resourceVersion"):
+        return False
+    return strip_server_fields(before) != strip_server_fields(after)
 
 
 def strip_server_fields(obj):

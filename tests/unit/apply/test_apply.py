@@ -57,7 +57,8 @@ def test_is_changed():
     before = {"metadata": {"resourceVersion": "5"}}
     assert ap.is_changed(201, None, {"metadata": {"resourceVersion": "6"}})
     assert not ap.is_changed(200, before, {"metadata": {"resourceVersion": "5"}})
-    assert ap.is_changed(200, before, {"metadata": {"resourceVersion": "7"}})
+    assert ap.is_changed(200, before, {"metadata": {"resourceVersion": "7"}, "spec": {"x": 1}})
+    assert not ap.is_changed(200, before, {"metadata": {"resourceVersion": "7"}, "status": {"x": 1}})
     assert ap.is_changed(200, None, {"metadata": {"resourceVersion": "7"}})  # adopted
 
 
@@ -236,3 +237,12 @@ def test_keep_keys_shapes():
                          {"name": "y", "namespace": "b"},
                          {"stage": "s", "object": hr("z", ns="c")}, "junk"])
     assert keys == {("HelmRelease", "a", "x"), (None, "b", "y"), ("HelmRelease", "c", "z")}
+
+
+def test_status_write_between_read_and_apply_is_not_a_change():
+    before = hr("a")
+    before["metadata"]["resourceVersion"] = "5"
+    after = hr("a")
+    after["metadata"]["resourceVersion"] = "6"
+    after["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+    assert not ap.is_changed(200, before, after)

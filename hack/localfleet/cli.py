@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("install", help="build/cache kube-apiserver and etcd only")
     p_sim = with_state(sub.add_parser("simulator", help="the Flux simulator process"))
     p_sim.add_argument("action", choices=["start", "stop", "run"])
-    p_sim.add_argument("--workers", type=int, default=int(os.environ.get("LOCAL_FLEET_SIM_WORKERS", "8")))
+    p_sim.add_argument("--workers", type=int, default=int(os.environ.get("LOCAL_FLEET_SIM_WORKERS", "16")))
     args = parser.parse_args(argv)
 
     try:

@@ -310,7 +310,7 @@ class Outcome(Exception):
 
 # ------------------------------------------------------------------------------------- simulator
 class Simulator:
-    def __init__(self, state_dir: str, workers: int = 8, qps: float = 400.0):
+    def __init__(self, state_dir: str, workers: int = 16, qps: float = 400.0):
         self.state_dir = state_dir
         with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as fh:
             self.state = json.load(fh)
@@ -329,6 +329,7 @@ class Simulator:
         self.spokes_lock = threading.Lock()
         self.namespaces_ok: set = set()  # (kubeconfig digest, namespace) known to exist
         self.memo: dict = {}        # key -> fingerprint of the last terminal reconcile
+        self.seen: set = set()      # keys looked at since the simulator started
         self.delay_due: dict = {}   # key -> (fingerprint, monotonic due)
         self.backoff: dict = {}     # key -> seconds
         self.report_dirty = threading.Event()
@@ -442,6 +443,7 @@ class Simulator:
     def _forget(self, key):
         self.store.delete(key)
         self.memo.pop(key, None)
+        self.seen.discard(key)
         self.delay_due.pop(key, None)
         self.backoff.pop(key, None)
         self._enqueue_related(key)
@@ -499,6 +501,12 @@ class Simulator:
         fp = self.fingerprint(kind, obj)
         if self.memo.get(key) == fp:
             return
+        if key not in self.seen:
+            self.seen.add(key)
+            if self.settled(kind, obj):
+                # already reconciled (e.g. before a simulator restart): do not redo its work
+                self.memo[key] = fp
+                return
         delay = parse_duration(ann.get(ANN_DELAY))
         if delay > 0:
             due = self.delay_due.get(key)
@@ -516,6 +524,17 @@ class Simulator:
             self.memo[key] = fp
             self.backoff.pop(key, None)
             self.delay_due.pop(key, None)
+
+    @staticmethod
+    def settled(kind, obj) -> bool:
+        """Ready at its generation with every reconcile/force/reset request handled."""
+        if not is_ready(obj):
+            return False
+        ann = obj["metadata"].get("annotations") or {}
+        st = obj.get("status") or {}
+        return (ann.get(REQ_AT) in (None, st.get("lastHandledReconcileAt"))
+                and ann.get(FORCE_AT) in (None, st.get("lastHandledForceAt"))
+                and ann.get(RESET_AT) in (None, st.get("lastHandledResetAt")))
 
     def fingerprint(self, kind, obj):
         ann = obj["metadata"].get("annotations") or {}
@@ -1269,7 +1288,7 @@ class Simulator:
         return 0
 
 
-def run(state_dir: str, workers: int = 8) -> int:
+def run(state_dir: str, workers: int = 16) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     sim = Simulator(state_dir, workers=workers, qps=float(os.environ.get("LOCAL_FLEET_SIM_QPS", "400")))

@@ -345,10 +345,16 @@ def up(inventory: str, state_dir: str, with_simulator: bool = True) -> dict:
     # Write the state early so `down` can clean up whatever started, even if `up` fails midway.
     save_state(state_dir, state)
     try:
+        t1 = time.monotonic()
         _start(state, clusters, hub, apiserver_bin, etcd_bin, ca_pem, p)
+        t2 = time.monotonic()
+        log(f"etcd + {len(clusters)} kube-apiservers ready (/readyz) in {t2 - t1:.1f}s")
         from . import crds
         n = crds.install(kubeconfig_path(state_dir, hub), DEFAULT_CRD_DIR)
+        t3 = time.monotonic()
+        log(f"{n} Flux CRDs (CEL rules stripped) Established on hub {hub} in {t3 - t2:.1f}s")
         state["crds"] = n
+        state["timings"] = {"servers_ready_s": round(t2 - t1, 2), "crds_s": round(t3 - t2, 2)}
         save_state(state_dir, state)
         if with_simulator:
             start_simulator(state_dir)

@@ -1117,7 +1117,7 @@ class Simulator:
             return True
         status["conditions"] = self.conditions(obj, [{"type": "Ready", "status": "True",
                                                       "reason": "ReconciliationSucceeded",
-                                                      "message": f"Reconciliation finished in 1s"}],
+                                                      "message": "Reconciliation finished in 1s"}],
                                                drop=("Reconciling", "Stalled"))
         self.patch_status(key, obj, status)
         self.report_dirty.set()

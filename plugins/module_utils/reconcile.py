@@ -89,17 +89,25 @@ class Reconciler(object):
         return obj
 
     def plan(self, objects, with_source):
-        """Stages of refs to request, sources first; each ref once, in the earliest stage."""
+        """Stages of refs to request, sources first; each ref once, in the earliest stage.
+
+        Returns (stages, target keys, skipped sources). A source that does not exist (e.g. a
+        HelmChart the controller has not created yet) or an OCI HelmRepository (never
+        reconciled) is skipped and reported, not an error: the object's own status tells.
+        """
         objects = normalize_objects(objects)
-        stages = []
+        stages, skipped = [], []
         if with_source:
             repos, charts = [], []
             for r in objects:
                 for src in source_of(self._get(r)):
-                    if src["kind"] == "HelmRepository":
-                        repo = self.source.get(flux_kinds.lookup("HelmRepository"), src["namespace"], src["name"])
-                        if repo is None or (repo.get("spec") or {}).get("type") == "oci":
-                            continue
+                    found = self.source.get(flux_kinds.lookup(src["kind"]), src["namespace"], src["name"])
+                    if found is None:
+                        skipped.append(dict(src, reason="not found"))
+                        continue
+                    if src["kind"] == "HelmRepository" and (found.get("spec") or {}).get("type") == "oci":
+                        skipped.append(dict(src, reason="OCI HelmRepository (not reconciled)"))
+                        continue
                     (charts if src["kind"] == "HelmChart" else repos).append(src)
             stages.extend([repos, charts])
         stages.append(objects)
@@ -112,12 +120,12 @@ class Reconciler(object):
                     uniq.append(r)
             if uniq:
                 out.append(uniq)
-        return out, set(_key(r) for r in objects)
+        return out, set(_key(r) for r in objects), skipped
 
     def run(self, objects, with_source=False, force=False, reset=False, wait=True, timeout=300,
             check_mode=False, token=None, watch_timeout=None):
         token = token or new_token()
-        stages, targets = self.plan(objects, with_source)
+        stages, targets, skipped = self.plan(objects, with_source)
         requested, rows = [], []
         deadline_left = timeout
         clock = None
@@ -150,13 +158,13 @@ class Reconciler(object):
             deadline_left -= waiter.clock() - started
             rows.extend(result["objects"])
             if not result["ok"]:
-                return dict(ok=False, token=token, requested=requested, objects=rows, message=result["message"],
-                            outcome=result["outcome"])
+                return dict(ok=False, token=token, requested=requested, skipped_sources=skipped, objects=rows,
+                            message=result["message"], outcome=result["outcome"])
         if check_mode:
             # Report what is there now; nothing was sent.
             current = self.waiter_factory(self.source).wait(normalize_objects(objects), once=True)
             rows = current["objects"]
-        return dict(ok=True, token=token, requested=requested, objects=rows,
+        return dict(ok=True, token=token, requested=requested, skipped_sources=skipped, objects=rows,
                     message="%d reconcile request(s) %s" % (
                         len(requested), "would be sent" if check_mode else ("handled" if wait else "sent")),
                     outcome="handled" if wait and not check_mode else "requested")

@@ -102,6 +102,11 @@ requested:
   returned: always
   type: list
   elements: dict
+skipped_sources:
+  description: Sources found with O(with_source) but not requested (not found, or an OCI HelmRepository), with C(reason).
+  returned: always
+  type: list
+  elements: dict
 objects:
   description: Final state of every object waited on (same fields as M(c5c3.gitops.flux_wait)'s RV(c5c3.gitops.flux_wait#module:objects)).
   returned: always

@@ -94,6 +94,8 @@ def test_with_source_requests_sources_first_and_skips_oci_helmrepository():
                  "spec": {}})
     out = reconcile.Reconciler(cluster).run([hr_ref("a")], with_source=True, wait=False, token="T3")
     assert [(r["kind"], r["source"]) for r in out["requested"]] == [("HelmChart", True), ("HelmRelease", False)]
+    assert out["skipped_sources"] == [{"kind": "HelmRepository", "namespace": "flux-system", "name": "oci",
+                                       "reason": "OCI HelmRepository (not reconciled)"}]
     assert out["outcome"] == "requested"
 
 
@@ -109,3 +111,13 @@ def test_check_mode_sends_nothing():
 def test_missing_object_is_an_error():
     with pytest.raises(reconcile.ReconcileError, match="not found"):
         reconcile.Reconciler(PatchableCluster()).run([hr_ref("ghost")], token="T5")
+
+
+def test_with_source_skips_a_chart_that_does_not_exist_yet():
+    cluster = PatchableCluster()
+    rel = helmrelease("a")
+    rel["spec"]["chartRef"] = {"kind": "OCIRepository", "name": "a-chart", "namespace": "flux-system"}
+    cluster.put(rel)
+    out = reconcile.Reconciler(cluster).run([hr_ref("a")], with_source=True, wait=False, token="T6")
+    assert [r["kind"] for r in out["requested"]] == ["HelmRelease"]
+    assert out["skipped_sources"][0]["reason"] == "not found"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark of the readiness gate: flux_wait vs kubernetes.core k8s_info wait vs kubectl wait.
 
     .venv/bin/python bench/gate.py                       # own fleet under /tmp, N = 10 100 1000
@@ -201,7 +200,7 @@ class Tools(object):
 
         def run():
             proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  universal_newlines=True)
+                                  universal_newlines=True, check=False)
             t = time.monotonic()
             try:
                 res = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
@@ -228,7 +227,8 @@ class Tools(object):
                "%s.%s" % (PLURAL, GROUP), "-l", selector, "-n", ns, "--timeout=%ds" % int(timeout)]
 
         def run():
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                                  check=False)
             t = time.monotonic()
             requests = re.findall(r"round_trippers\.go:\d+\] (?:GET|PUT|POST|PATCH|DELETE) (https?://\S+)", proc.stderr)
             requests += re.findall(r'"Response" verb="\w+" url="([^"]+)"', proc.stderr)  # structured log format
@@ -258,7 +258,7 @@ def throughput(hub, tools, sizes, trials, lead_scale, tool_timeout, log):
         for label, attr, lead in tools:
             k = 1 if (attr == "kubectl" and n >= 1000) else count
             lat, reqs, disc, bad = [], [], [], []
-            for _ in range(k):
+            for dummy in range(k):
                 hub.set_all(ns, names, ready=False)
                 run = getattr(Tools(hub, hub.tmp), attr)(ns, selector, tool_timeout)
                 # Lead time: the tool is started and already waiting when the statuses flip.
@@ -296,7 +296,7 @@ def verdicts(hub, tools, timeout, lead_scale, log):
         hub.condition("Stalled", "True", "RetriesExceeded", "Failed to install after 1 attempt(s)", 1)]})
     out = []
     for case in ("stale", "stalled"):
-        for label, attr, _ in tools:
+        for label, attr, dummy in tools:
             started = time.monotonic()
             returned, ok, requests, detail = getattr(Tools(hub, hub.tmp), attr)(ns, "%s=%s" % (LABEL, case), timeout).finish()
             took = returned - started
@@ -330,8 +330,8 @@ def table(rows, checks):
     lines.append("|---|---|---|---:|---|")
     for c in checks:
         name = {"stale": "stale Ready=True (cond. gen 1, object gen 2)", "stalled": "Stalled=True RetriesExceeded"}[c["case"]]
-        lines.append("| %s | %s | %s | %.2f | %s |" % (name, c["tool"], c["verdict"], c["seconds"],
-                                                      "yes" if c["right"] else "**no**"))
+        lines.append("| %s | %s | %s | %.2f | %s |" % (
+            name, c["tool"], c["verdict"], c["seconds"], "yes" if c["right"] else "**no**"))
     problems = [(r["n"], r["tool"], r["problems"]) for r in rows if r["problems"]]
     if problems:
         lines += ["", "Trials where a tool failed or returned before the last write:"]
@@ -340,7 +340,7 @@ def table(rows, checks):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--state-dir", help="running local fleet (without simulator) to use; default: start one")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--trials", type=int, default=5, help="trials per tool (halved at N >= 1000; kubectl 1)")
@@ -386,7 +386,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
         if own:
             subprocess.run([os.path.join(ROOT, "hack", "local-fleet"), "down", "--state-dir", state], cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
             shutil.rmtree(state, ignore_errors=True)
 
 

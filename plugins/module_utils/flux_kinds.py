@@ -56,7 +56,7 @@ def lookup(kind, api_version=None):
         entry = {"plural": lower + ("es" if lower.endswith("s") else "s"), "namespaced": True}
     out = dict(entry, kind=kind)
     if api_version:
-        group, _, version = api_version.rpartition("/")
+        group, dummy, version = api_version.rpartition("/")
         out["group"], out["version"] = group, version
     out["api_version"] = api_version_of(out["group"], out["version"])
     return out

@@ -330,7 +330,7 @@ class Waiter(object):
         threads = []
         if once:
             for pkey, pair in pairs.items():
-                items, _ = self.source.list(pair.info, pair.namespace, pair.selector)
+                items = self.source.list(pair.info, pair.namespace, pair.selector)[0]
                 self._sync(pkey, items)
         else:
             for pkey, pair in pairs.items():

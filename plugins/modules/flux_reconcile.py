@@ -20,7 +20,8 @@ description:
   - With O(force) / O(reset), HelmReleases also get C(reconcile.fluxcd.io/forceAt) /
     C(reconcile.fluxcd.io/resetAt) with the same token, and the wait includes
     C(status.lastHandledForceAt) / C(status.lastHandledResetAt).
-author: c5c3.gitops developers
+author:
+  - c5c3.gitops developers (@c5c3)
 extends_documentation_fragment:
   - c5c3.gitops.k8s_auth
 options:

@@ -17,7 +17,8 @@ description:
     kind, and the cluster sync state, plus RV(healthy) and the list of RV(problems).
   - Problems are - the report itself not ready at its generation, Flux not installed, a component
     not ready, a kind with failing reconcilers, the sync not ready.
-author: c5c3.gitops developers
+author:
+  - c5c3.gitops developers (@c5c3)
 extends_documentation_fragment:
   - c5c3.gitops.k8s_auth
 options:
@@ -90,8 +91,8 @@ report:
     components: {description: "name, ready, status, image per Flux controller.", type: list, returned: success}
     reconcilers: {description: "api_version, kind, running, failing, suspended, total_size per kind.", type: list, returned: success}
     sync: {description: "id, path, ready, source, status of the cluster sync (null without sync).", type: dict, returned: success}
-    cluster: {description: Cluster info as reported (serverVersion, platform, nodes)., type: dict, returned: success}
-    operator: {description: Operator info as reported (version, platform, apiVersion)., type: dict, returned: success}
+    cluster: {description: "Cluster info as reported (serverVersion, platform, nodes).", type: dict, returned: success}
+    operator: {description: "Operator info as reported (version, platform, apiVersion).", type: dict, returned: success}
     last_handled_reconcile_at: {description: status.lastHandledReconcileAt., type: str, returned: success}
 api_requests:
   description: API requests made (one).

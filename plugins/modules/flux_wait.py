@@ -29,7 +29,8 @@ description:
     RV(c5c3.gitops.flux_apply#module:applied) list of M(c5c3.gitops.flux_apply) can be passed as is."
   - Uses one LIST and one WATCH per kind and namespace (and selector), not per-object polling;
     a watch that expires (410 Gone) is re-listed, a dropped connection is reopened.
-author: c5c3.gitops developers
+author:
+  - c5c3.gitops developers (@c5c3)
 extends_documentation_fragment:
   - c5c3.gitops.k8s_auth
 options:
@@ -127,7 +128,7 @@ objects:
     namespace: {description: Namespace (null when cluster-scoped)., type: str, returned: always}
     api_version: {description: API version used., type: str, returned: always}
     state: {description: "One of C(ready), C(progressing), C(failed), C(missing).", type: str, returned: always}
-    reason: {description: Reason of the deciding condition (or the gate's own, e.g. C(StaleGeneration))., type: str, returned: always}
+    reason: {description: "Reason of the deciding condition (or the gate's own, e.g. C(StaleGeneration)).", type: str, returned: always}
     message: {description: Message of the deciding condition., type: str, returned: always}
     generation: {description: metadata.generation seen., type: int, returned: always}
     observed_generation: {description: Generation the controller reported on., type: int, returned: always}

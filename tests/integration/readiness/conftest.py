@@ -31,16 +31,16 @@ def gate_fleet_state():
         return
     state = tempfile.mkdtemp(prefix="gate-it-", dir="/tmp")
     up = subprocess.run([FLEET, "up", "--state-dir", state, "--no-simulator"], cwd=ROOT,
-                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     if up.returncode != 0:
-        subprocess.run([FLEET, "down", "--state-dir", state], cwd=ROOT)
+        subprocess.run([FLEET, "down", "--state-dir", state], cwd=ROOT, check=False)
         shutil.rmtree(state, ignore_errors=True)
         pytest.fail("hack/local-fleet up failed:\n%s" % up.stdout[-3000:])
     try:
         yield state
     finally:
         subprocess.run([FLEET, "down", "--state-dir", state], cwd=ROOT,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         shutil.rmtree(state, ignore_errors=True)
 
 

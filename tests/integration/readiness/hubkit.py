@@ -40,9 +40,8 @@ class Hub(object):
 
     # ---------------------------------------------------------------- objects
     def helmrelease(self, ns, name, labels=None, depends_on=None, install_retries=None, annotations=None):
-        spec = {"interval": "10m", "releaseName": name,
-                "chart": {"spec": {"chart": name, "sourceRef": {"kind": "HelmRepository", "name": "charts",
-                                                                 "namespace": "flux-system"}}}}
+        source_ref = {"kind": "HelmRepository", "name": "charts", "namespace": "flux-system"}
+        spec = {"interval": "10m", "releaseName": name, "chart": {"spec": {"chart": name, "sourceRef": source_ref}}}
         if depends_on:
             spec["dependsOn"] = [d if isinstance(d, dict) else {"name": d} for d in depends_on]
         if install_retries is not None:
@@ -143,7 +142,7 @@ class Hub(object):
                    ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
         started = time.monotonic()
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=timeout)
+                              universal_newlines=True, timeout=timeout, check=False)
         finished = time.monotonic()
         try:
             out = json.loads(proc.stdout)

@@ -59,7 +59,7 @@ def test_install_failed_with_retries_left_is_waited_on(hub, ns):
     hub.helmrelease(ns, "flaky", install_retries=3)
     hub.not_ready("HelmRelease", ns, "flaky", "InstallFailed", "Helm install failed", extra={"installFailures": 1})
     at(2.0, hub.ready, "HelmRelease", ns, "flaky")
-    result, _, _ = hub.module("flux_wait", {"objects": [hr(ns, "flaky")], "timeout": 60})
+    result, dummy, dummy = hub.module("flux_wait", {"objects": [hr(ns, "flaky")], "timeout": 60})
     assert result.get("failed") is not True, result["msg"]
 
 
@@ -87,7 +87,7 @@ def test_dependency_chain_is_reported(hub, ns):
                   "dependency '%s/cert-manager' is not ready" % other)
     hub.not_ready("HelmRelease", other, "cert-manager", "InstallFailed", "image pull back-off",
                   extra={"installFailures": 2})
-    result, _, _ = hub.module("flux_wait", {"objects": [hr(ns, "keystone-operator")], "timeout": 3})
+    result, dummy, dummy = hub.module("flux_wait", {"objects": [hr(ns, "keystone-operator")], "timeout": 3})
     assert result["outcome"] == "timeout"
     chain = ("HelmRelease %s/keystone-operator -> HelmRelease %s/mariadb-operator (progressing: DependencyNotReady)"
              " -> HelmRelease %s/cert-manager (progressing: InstallFailed)" % (ns, ns, other))
@@ -101,7 +101,7 @@ def test_dependency_chain_is_reported(hub, ns):
 def test_watch_reconnects_after_server_timeout(hub, ns):
     hub.helmrelease(ns, "slow")
     mark = at(7.0, hub.ready, "HelmRelease", ns, "slow")
-    result, _, finished = hub.module("flux_wait", {"objects": [hr(ns, "slow")], "timeout": 60, "watch_timeout": 1})
+    result, dummy, finished = hub.module("flux_wait", {"objects": [hr(ns, "slow")], "timeout": 60, "watch_timeout": 1})
     assert result.get("failed") is not True, result["msg"]
     assert result["watch_restarts"] >= 2 and result["relists"] == 0
     assert finished - mark["t"] < 2.0
@@ -127,7 +127,7 @@ def test_selector_over_many_objects(hub, ns):
             hub.ready("HelmRelease", ns, name)
 
     at(2.0, all_ready)
-    result, _, finished = hub.module("flux_wait", {
+    result, dummy, finished = hub.module("flux_wait", {
         "selectors": [{"kind": "HelmRelease", "namespace": ns, "label_selector": "gitops.c5c3.io/stage=services"}],
         "timeout": 120})
     assert result.get("failed") is not True, result["msg"]
@@ -154,7 +154,7 @@ def test_accepts_flux_apply_applied_list(hub, ns):
                 "generation": 1, "changed": True, "created": True},
                {"kind": "Namespace", "apiVersion": "v1", "name": ns, "namespace": None, "generation": None,
                 "changed": False, "created": False}]
-    result, _, _ = hub.module("flux_wait", {"objects": applied, "timeout": 10})
+    result, dummy, dummy = hub.module("flux_wait", {"objects": applied, "timeout": 10})
     assert result.get("failed") is not True, result["msg"]
     assert result["summary"]["ready"] == 2
 
@@ -190,7 +190,7 @@ def test_reconcile_waits_for_the_request_to_be_handled(hub, ns):
 
 def test_reconcile_check_mode_sends_nothing(hub, ns):
     hub.helmrelease(ns, "app")
-    result, _, _ = hub.module("flux_reconcile", {"objects": [hr(ns, "app")], "reset": True}, check=True)
+    result, dummy, dummy = hub.module("flux_reconcile", {"objects": [hr(ns, "app")], "reset": True}, check=True)
     assert result.get("failed") is not True and result["changed"] is True
     assert result["requested"][0]["annotations"]["reconcile.fluxcd.io/resetAt"] == result["token"]
     assert "reconcile.fluxcd.io/requestedAt" not in (hub.get("HelmRelease", ns, "app")["metadata"].get("annotations") or {})
@@ -212,7 +212,7 @@ def test_reconcile_fails_fast_when_handled_but_failed(hub, ns):
 
     at(0.5, fail_after_handling)
     try:
-        result, _, _ = hub.module("flux_reconcile", {"objects": [hr(ns, "app")], "timeout": 60})
+        result, dummy, dummy = hub.module("flux_reconcile", {"objects": [hr(ns, "app")], "timeout": 60})
     finally:
         stop.set()
     assert result["failed"] is True and result["outcome"] == "failed"
@@ -262,7 +262,7 @@ def _put_report(hub, spec, ready=True):
 
 def test_flux_report_info_healthy(hub):
     _put_report(hub, FLUX_REPORT_SPEC)
-    result, _, _ = hub.module("flux_report_info", {"fail_on_unhealthy": True})
+    result, dummy, dummy = hub.module("flux_report_info", {"fail_on_unhealthy": True})
     assert result.get("failed") is not True, result.get("msg")
     assert result["healthy"] is True and result["problems"] == []
     report = result["report"]
@@ -280,12 +280,12 @@ def test_flux_report_info_lists_problems(hub):
     spec["reconcilers"][0]["stats"]["failing"] = 2
     spec["sync"].update(ready=False, status="kustomize build failed")
     _put_report(hub, spec)
-    result, _, _ = hub.module("flux_report_info", {})
+    result, dummy, dummy = hub.module("flux_report_info", {})
     assert result.get("failed") is not True and result["healthy"] is False
     assert result["problems"] == [
         "component helm-controller not ready: Deployment is not ready: 0/1 replicas available",
         "2 HelmRelease failing",
         "sync kustomization/flux-system not ready: kustomize build failed",
     ]
-    failed, _, _ = hub.module("flux_report_info", {"fail_on_unhealthy": True}, check=True)
+    failed, dummy, dummy = hub.module("flux_report_info", {"fail_on_unhealthy": True}, check=True)
     assert failed["failed"] is True and "2 HelmRelease failing" in failed["msg"]

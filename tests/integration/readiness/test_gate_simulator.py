@@ -85,7 +85,7 @@ def test_simulated_releases_become_ready(sim, sns):
     for i in range(5):
         release(sim, sns, "app-%d" % i, annotations={"simulator.c5c3.io/delay": "3s"},
                 labels={"gitops.c5c3.io/stage": "services"})
-    result, _, _ = sim.module("flux_wait", {"selectors": [
+    result, dummy, dummy = sim.module("flux_wait", {"selectors": [
         {"kind": "HelmRelease", "namespace": sns, "label_selector": "gitops.c5c3.io/stage=services"}], "timeout": 120})
     assert result.get("failed") is not True, result["msg"]
     assert result["summary"]["ready"] == 5 and result["api_requests"] == 2
@@ -110,7 +110,7 @@ def test_dependency_chain_from_the_simulator(sim, sns):
     release(sim, sns, "database", annotations={"simulator.c5c3.io/fail": "install"})
     release(sim, sns, "operator", depends_on=["database"])
     release(sim, sns, "service", depends_on=["operator"])
-    result, _, _ = sim.module("flux_wait", {"objects": [hr(sns, "service")], "timeout": 8})
+    result, dummy, dummy = sim.module("flux_wait", {"objects": [hr(sns, "service")], "timeout": 8})
     assert result["failed"] is True and result["outcome"] == "timeout"
     assert any(c.startswith("HelmRelease %s/service -> HelmRelease %s/operator (progressing: DependencyNotReady)"
                             " -> HelmRelease %s/database (failed: " % (sns, sns, sns)) for c in result["chains"]), \
@@ -119,19 +119,19 @@ def test_dependency_chain_from_the_simulator(sim, sns):
 
 def test_simulated_stale_ready_is_not_accepted(sim, sns):
     release(sim, sns, "app", annotations={"simulator.c5c3.io/stale": "true"})
-    first, _, _ = sim.module("flux_wait", {"objects": [hr(sns, "app")], "timeout": 60})
+    first, dummy, dummy = sim.module("flux_wait", {"objects": [hr(sns, "app")], "timeout": 60})
     assert first.get("failed") is not True, first["msg"]
     sim.co.patch_namespaced_custom_object(HR[0], HR[1], sns, HR[2], "app", {"spec": {"values": {"replicas": 2}}})
-    result, _, _ = sim.module("flux_wait", {"objects": [hr(sns, "app")], "timeout": 4})
+    result, dummy, dummy = sim.module("flux_wait", {"objects": [hr(sns, "app")], "timeout": 4})
     assert result["failed"] is True and result["objects"][0]["reason"] == "StaleGeneration", result["msg"]
 
 
 def test_reconcile_handled_by_the_simulator(sim, sns):
     release(sim, sns, "app")
-    first, _, _ = sim.module("flux_wait", {"objects": [hr(sns, "app")], "timeout": 60})
+    first, dummy, dummy = sim.module("flux_wait", {"objects": [hr(sns, "app")], "timeout": 60})
     assert first.get("failed") is not True, first["msg"]
-    result, _, _ = sim.module("flux_reconcile", {"objects": [hr(sns, "app")], "force": True, "with_source": True,
-                                                 "timeout": 60})
+    result, dummy, dummy = sim.module("flux_reconcile", {
+        "objects": [hr(sns, "app")], "force": True, "with_source": True, "timeout": 60})
     assert result.get("failed") is not True, result["msg"]
     assert result["changed"] is True and result["outcome"] == "handled"
     status = sim.get("HelmRelease", sns, "app")["status"]
@@ -142,16 +142,15 @@ def test_reconcile_handled_by_the_simulator(sim, sns):
 
 def test_report_of_the_simulated_operator(sim):
     # The simulator writes FluxReport flux-system/flux once flux-system exists: gate on it first.
-    waited, _, _ = sim.module("flux_wait", {"objects": [{"kind": "FluxReport", "name": "flux",
-                                                         "namespace": "flux-system"}],
-                                            "timeout": 90, "missing_grace": 60})
+    report = {"kind": "FluxReport", "name": "flux", "namespace": "flux-system"}
+    waited, dummy, dummy = sim.module("flux_wait", {"objects": [report], "timeout": 90, "missing_grace": 60})
     assert waited.get("failed") is not True, waited["msg"]
-    result, _, _ = sim.module("flux_report_info", {})
+    result, dummy, dummy = sim.module("flux_report_info", {})
     assert result.get("failed") is not True, result.get("msg")
     assert result["exists"] is True and result["report"]["ready"]["state"] == "ready"
     assert result["report"]["operator"]["apiVersion"] == "fluxcd.controlplane.io/v1"
     assert result["healthy"] == (result["problems"] == [])
     if result["report"]["distribution"]["status"] == "Not Installed":  # no FluxInstance in this session
         assert "Flux distribution not installed (Not Installed)" in result["problems"]
-    strict, _, _ = sim.module("flux_report_info", {"fail_on_unhealthy": True})
+    strict, dummy, dummy = sim.module("flux_report_info", {"fail_on_unhealthy": True})
     assert bool(strict.get("failed")) == (not result["healthy"])

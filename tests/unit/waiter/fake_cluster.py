@@ -13,7 +13,7 @@ def _matches(obj, selector):
         return True
     labels = (obj.get("metadata") or {}).get("labels") or {}
     for term in selector.split(","):
-        key, _, value = term.partition("=")
+        key, dummy, value = term.partition("=")
         if labels.get(key.strip()) != value.strip():
             return False
     return True
@@ -114,7 +114,7 @@ class FakeCluster(object):
         with self.lock:
             self.api_requests += 1
             self.calls.append(("list", info["kind"], namespace))
-            items = [copy.deepcopy(o) for (k, ns, _), o in sorted(self.objects.items())
+            items = [copy.deepcopy(o) for (k, ns, dummy), o in sorted(self.objects.items())
                      if k == info["kind"] and ns == namespace and _matches(o, label_selector)]
             return items, str(self.rv)
 

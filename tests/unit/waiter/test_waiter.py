@@ -117,7 +117,7 @@ def test_410_gone_relists_and_keeps_waiting(cluster):
     waiter = Waiter(cluster)
 
     def expire_then_ready():
-        wait_for(lambda: cluster.open_streams())
+        wait_for(cluster.open_streams)
         cluster.expire_watches()
         # changed while no watch was open: only the re-LIST can see it
         with cluster.lock:
@@ -145,7 +145,7 @@ def test_server_side_watch_end_resumes_from_resource_version(cluster):
     cluster.put(helmrelease("a", ready=False))
 
     def end_then_change():
-        wait_for(lambda: cluster.open_streams())
+        wait_for(cluster.open_streams)
         with cluster.lock:
             cluster.end_watches()
             # happens between two watch requests; the replay from the last resourceVersion carries it
@@ -163,7 +163,7 @@ def test_dropped_connection_is_retried(cluster):
     cluster.fail_next_watches.append(ConnectionRefusedError("connection refused"))
 
     def drop_then_ready():
-        wait_for(lambda: cluster.open_streams())
+        wait_for(cluster.open_streams)
         cluster.drop_watches()
         cluster.put(helmrelease("a", ready=True))
 
@@ -208,7 +208,7 @@ def test_deleted_object_turns_missing(cluster):
     cluster.put(helmrelease("a", ready=False))
 
     def delete():
-        wait_for(lambda: cluster.open_streams())
+        wait_for(cluster.open_streams)
         cluster.delete("HelmRelease", NS, "a")
 
     later(0.05, delete)

@@ -1,7 +1,9 @@
 """Install the upstream Flux CRDs on the hub, stripped of what Kubernetes 1.20 does not know."""
 from __future__ import annotations
 
+import concurrent.futures
 import copy
+import json
 import glob
 import os
 import time
@@ -42,20 +44,23 @@ def install(kubeconfig: str, crd_dir: str, timeout: float = 60.0) -> int:
     api_client = config.new_client_from_config(config_file=kubeconfig)
     ext = client.ApiextensionsV1Api(api_client)
     crds = load(crd_dir)
-    names = set()
-    for crd in crds:
+    names = {crd["metadata"]["name"] for crd in crds}
+
+    def create_or_replace(crd):
         name = crd["metadata"]["name"]
-        names.add(name)
         body = {k: v for k, v in crd.items() if k != "status"}
         try:
             ext.create_custom_resource_definition(body, _preload_content=False)
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            cur = ext.read_custom_resource_definition(name, _preload_content=False)
-            import json
-            body["metadata"]["resourceVersion"] = json.loads(cur.data)["metadata"]["resourceVersion"]
+            cur = json.loads(ext.read_custom_resource_definition(name, _preload_content=False).data)
+            body["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
             ext.replace_custom_resource_definition(name, body, _preload_content=False)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(crds)) as pool:
+        for fut in [pool.submit(create_or_replace, crd) for crd in crds]:
+            fut.result()
 
     def established(item) -> bool:
         for c in (item.get("status") or {}).get("conditions") or []:
@@ -63,7 +68,6 @@ def install(kubeconfig: str, crd_dir: str, timeout: float = 60.0) -> int:
                 return True
         return False
 
-    import json
     listing = json.loads(ext.list_custom_resource_definition(_preload_content=False).data)
     pending = {i["metadata"]["name"] for i in listing["items"] if not established(i)} & names
     deadline = time.monotonic() + timeout

@@ -349,15 +349,20 @@ def up(inventory: str, state_dir: str, with_simulator: bool = True) -> dict:
         _start(state, clusters, hub, apiserver_bin, etcd_bin, ca_pem, p)
         t2 = time.monotonic()
         log(f"etcd + {len(clusters)} kube-apiservers ready (/readyz) in {t2 - t1:.1f}s")
+        if with_simulator:
+            # start it now: its imports and first lists overlap the CRD install (its watches retry
+            # until the CRDs exist; it reports ready only once every watch runs)
+            launch_simulator(state_dir)
         from . import crds
         n = crds.install(kubeconfig_path(state_dir, hub), DEFAULT_CRD_DIR)
         t3 = time.monotonic()
         log(f"{n} Flux CRDs (CEL rules stripped) Established on hub {hub} in {t3 - t2:.1f}s")
+        state = load_state(state_dir)
         state["crds"] = n
         state["timings"] = {"servers_ready_s": round(t2 - t1, 2), "crds_s": round(t3 - t2, 2)}
         save_state(state_dir, state)
         if with_simulator:
-            start_simulator(state_dir)
+            wait_simulator(state_dir)
     except BaseException:
         log("up failed: stopping what was started")
         down(state_dir, quiet=True)
@@ -479,8 +484,14 @@ def start_simulator(state_dir: str) -> int:
     if pid_alive(sim.get("pid"), "localfleet"):
         log(f"simulator already running (pid {sim['pid']})")
         return sim["pid"]
-    logs = state_paths(state_dir)["logs"]
-    slog = os.path.join(logs, "simulator.log")
+    launch_simulator(state_dir)
+    return wait_simulator(state_dir)
+
+
+def launch_simulator(state_dir: str) -> int:
+    """Spawn the simulator process (detached) and record its pid; do not wait for it."""
+    state = load_state(state_dir)
+    slog = os.path.join(state_paths(state_dir)["logs"], "simulator.log")
     ready_file = os.path.join(state_dir, "simulator.ready")
     if os.path.exists(ready_file):
         os.unlink(ready_file)
@@ -489,9 +500,17 @@ def start_simulator(state_dir: str) -> int:
     pid = spawn([sys.executable, "-m", "localfleet", "simulator", "run", "--state-dir", state_dir], slog, env=env)
     state["simulator"] = {"pid": pid, "expect": "localfleet", "log": slog}
     save_state(state_dir, state)
-    wait_until("simulator", lambda: os.path.exists(ready_file), pid, "localfleet", slog, READY_TIMEOUT, 0.05)
-    log(f"simulator running (pid {pid}, log {slog})")
     return pid
+
+
+def wait_simulator(state_dir: str) -> int:
+    """Wait until the simulator's watches run (it writes simulator.ready); fail if it exits."""
+    sim = load_state(state_dir)["simulator"]
+    ready_file = os.path.join(state_dir, "simulator.ready")
+    wait_until("simulator", lambda: os.path.exists(ready_file), sim["pid"], "localfleet", sim["log"],
+               READY_TIMEOUT, 0.05)
+    log(f"simulator running (pid {sim['pid']}, log {sim['log']})")
+    return sim["pid"]
 
 
 def stop_simulator(state_dir: str) -> None:

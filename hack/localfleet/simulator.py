@@ -419,6 +419,9 @@ class Simulator:
                     return
                 if exc.status == 410:
                     continue
+                if exc.status == 404 and not self.watch_ready.get(kind):
+                    self.stop.wait(0.2)  # CRD not created yet (up installs CRDs while we start)
+                    continue
                 LOG.warning("watch %s: %s; relisting in 1s", kind, exc.reason)
                 self.stop.wait(1)
             except Exception as exc:  # noqa: BLE001 - keep the watch alive

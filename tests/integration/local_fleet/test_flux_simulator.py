@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from lf_helpers import condition, ready_at_generation, ready_reason
@@ -287,13 +287,18 @@ def test_fluxinstance_fluxreport_and_operator_deployment(hub):
         hub.apps.create_namespaced_deployment(ns, dep)
     except ApiException as exc:
         assert exc.status == 409
-    deadline = time.monotonic() + 30
-    while True:  # Deployments are not in the CRD helper: read them until available
-        d = hub.apps.read_namespaced_deployment_status("flux-operator", ns)
-        if d.status.available_replicas == 1 and d.status.observed_generation == d.metadata.generation:
-            break
-        assert time.monotonic() < deadline, d.status
-        time.sleep(0.2)
+    def available(d):
+        return d.status.available_replicas == 1 and d.status.observed_generation == d.metadata.generation
+
+    d = hub.apps.read_namespaced_deployment_status("flux-operator", ns)
+    if not available(d):
+        w = watch.Watch()
+        for ev in w.stream(hub.apps.list_namespaced_deployment, ns, field_selector="metadata.name=flux-operator",
+                           resource_version=d.metadata.resource_version, timeout_seconds=30):
+            if available(ev["object"]):
+                d = ev["object"]
+                w.stop()
+        assert available(d), d.status
     assert any(c.type == "Available" and c.status == "True" for c in d.status.conditions)
 
     try:
@@ -306,8 +311,8 @@ def test_fluxinstance_fluxreport_and_operator_deployment(hub):
     assert [c["name"] for c in fi["status"]["components"]] == ["source-controller", "kustomize-controller",
                                                                 "helm-controller"]
     report = hub.wait("FluxReport", "flux",
-                      lambda o: (o.get("spec") or {}).get("distribution", {}).get("status") == "Installed",
-                      namespace=ns)
+                      lambda o: (o.get("spec") or {}).get("distribution", {}).get("status") == "Installed"
+                      and (condition(o, "Ready") or {}).get("status") == "True", namespace=ns)
     spec = report["spec"]
     assert spec["distribution"]["version"].startswith("v2.")
     assert {c["name"] for c in spec["components"]} == {"source-controller", "kustomize-controller",

@@ -14,6 +14,20 @@ def _state_dir(args) -> str:
     return os.path.abspath(args.state_dir or os.environ.get("LOCAL_FLEET_STATE") or fleet.DEFAULT_STATE_DIR)
 
 
+def _lock(state_dir: str) -> None:
+    """Serialise up/down/simulator start|stop on one state directory (concurrent sessions)."""
+    import fcntl
+    parent = os.path.dirname(state_dir)
+    os.makedirs(parent, exist_ok=True)
+    fh = open(os.path.join(parent, f".{os.path.basename(state_dir)}.lock"), "w")  # noqa: SIM115 - held until exit
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"local-fleet: waiting for another local-fleet command on {state_dir}", file=sys.stderr)
+        fcntl.flock(fh, fcntl.LOCK_EX)
+    _lock.handle = fh  # keep it open (and locked) for the life of the process
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hack/local-fleet", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -35,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
+        if args.cmd in ("up", "down") or (args.cmd == "simulator" and args.action in ("start", "stop")):
+            _lock(_state_dir(args))
         if args.cmd == "install":
             return subprocess.call([os.path.join(fleet.HERE, "install.sh")])
         if args.cmd == "up":

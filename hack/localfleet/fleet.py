@@ -319,7 +319,8 @@ def up(inventory: str, state_dir: str, with_simulator: bool = True) -> dict:
         alive = all(pid_alive(p["pid"], p["expect"]) for p in existing["processes"].values())
         if alive and names == sorted(c["name"] for c in clusters):
             log(f"already up in {state_dir}: reusing it (run 'down' first for a fresh fleet)")
-            if with_simulator and not pid_alive(existing.get("simulator", {}).get("pid"), "localfleet"):
+            sim = existing.get("simulator") or {}
+            if with_simulator and not pid_alive(sim.get("pid"), sim.get("expect", state_dir)):
                 start_simulator(state_dir)
             print(state_dir)
             return load_state(state_dir)
@@ -481,7 +482,7 @@ def start_simulator(state_dir: str) -> int:
     if state is None:
         raise FleetError(f"no fleet in {state_dir}: run 'hack/local-fleet up' first")
     sim = state.get("simulator") or {}
-    if pid_alive(sim.get("pid"), "localfleet"):
+    if pid_alive(sim.get("pid"), sim.get("expect", state_dir)):
         log(f"simulator already running (pid {sim['pid']})")
         return sim["pid"]
     launch_simulator(state_dir)
@@ -498,7 +499,8 @@ def launch_simulator(state_dir: str) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = HERE.rsplit(os.sep, 1)[0] + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     pid = spawn([sys.executable, "-m", "localfleet", "simulator", "run", "--state-dir", state_dir], slog, env=env)
-    state["simulator"] = {"pid": pid, "expect": "localfleet", "log": slog}
+    # `expect`: what the pid's command line must contain before we signal it (guards PID reuse)
+    state["simulator"] = {"pid": pid, "expect": f"--state-dir\0{state_dir}\0", "log": slog}
     save_state(state_dir, state)
     return pid
 
@@ -507,7 +509,7 @@ def wait_simulator(state_dir: str) -> int:
     """Wait until the simulator's watches run (it writes simulator.ready); fail if it exits."""
     sim = load_state(state_dir)["simulator"]
     ready_file = os.path.join(state_dir, "simulator.ready")
-    wait_until("simulator", lambda: os.path.exists(ready_file), sim["pid"], "localfleet", sim["log"],
+    wait_until("simulator", lambda: os.path.exists(ready_file), sim["pid"], sim["expect"], sim["log"],
                READY_TIMEOUT, 0.05)
     log(f"simulator running (pid {sim['pid']}, log {sim['log']})")
     return sim["pid"]
@@ -519,7 +521,7 @@ def stop_simulator(state_dir: str) -> None:
         return
     sim = state.get("simulator") or {}
     if sim.get("pid"):
-        stop_pid(sim["pid"], sim.get("expect", "localfleet"), "simulator")
+        stop_pid(sim["pid"], sim.get("expect", state_dir), "simulator")
         log(f"simulator (pid {sim['pid']}) stopped")
     state["simulator"] = {}
     save_state(state_dir, state)

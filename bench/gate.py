@@ -7,8 +7,9 @@
 What it does, in one run, on the hub API server of the local fleet (hack/local-fleet):
 
 * creates N HelmReleases (label bench.c5c3.io/set) per size; before each trial their status is
-  reset to Ready=False, the tool is started, and after a lead time (so the tool is already
-  waiting) all N statuses are written Ready=True at their generation from 16 threads. The
+  reset to Ready=False, the tool is started, and once it has made its first real API request
+  (plus --margin, so it is in its wait) all N statuses are written Ready=True at their
+  generation from 16 threads. The
   benchmark plays the Flux controller itself (no simulator) so that the moment of the last Ready
   status write is known exactly; latency = tool returned - last status write returned.
 * tools:
@@ -125,17 +126,18 @@ class Hub(object):
 
 # ------------------------------------------------------------------------------------- tools
 class Run(object):
-    """A started tool; finish() -> (returned_at, succeeded, requests, detail)."""
+    """A started tool. waiting() tells whether it has made its first real (non-discovery) API
+    request, i.e. is past start-up and in its wait; finish() -> (returned_at, ok, requests, detail)."""
 
-    def __init__(self, thread, box):
-        self.thread, self.box = thread, box
+    def __init__(self, thread, box, waiting):
+        self.thread, self.box, self.waiting = thread, box, waiting
 
     def finish(self):
         self.thread.join()
         return self.box["t"], self.box["ok"], self.box["requests"], self.box.get("detail", "")
 
 
-def _in_thread(fn):
+def _in_thread(fn, waiting):
     box = {}
 
     def run():
@@ -144,7 +146,7 @@ def _in_thread(fn):
 
     thread = threading.Thread(target=run)
     thread.start()
-    return Run(thread, box)
+    return Run(thread, box, waiting)
 
 
 def _count_env(tmp):
@@ -178,21 +180,22 @@ class Tools(object):
     def __init__(self, hub, tmp):
         self.hub, self.tmp = hub, tmp
 
+    def hub_api(self):
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=self.hub.kubeconfig, client_configuration=cfg)
+        return client.ApiClient(cfg)
+
     def flux_wait_inproc(self, ns, selector, timeout):
+        source = KubeSource(self.hub_api(), 30)
+
         def run():
-            source = KubeSource(self.hub_api(), 30)
             result = Waiter(source).wait(selectors=[{"kind": "HelmRelease", "namespace": ns, "label_selector": selector}],
                                          timeout=timeout, missing_grace=timeout)
             t = time.monotonic()
             # the waiter's own counter; no discovery by design
             return {"t": t, "ok": result["ok"], "requests": ["-"] * source.api_requests,
                     "detail": "%s: %s" % (result["outcome"], result["message"].splitlines()[0])}
-        return _in_thread(run)
-
-    def hub_api(self):
-        cfg = client.Configuration()
-        config.load_kube_config(config_file=self.hub.kubeconfig, client_configuration=cfg)
-        return client.ApiClient(cfg)
+        return _in_thread(run, lambda: source.api_requests >= 2)  # LIST sent, WATCH being opened
 
     def _ansible(self, module, args):
         env, count_file = _count_env(self.tmp)
@@ -209,7 +212,7 @@ class Tools(object):
             ok = not res.get("failed")
             detail = res.get("outcome") or ("ok" if ok else (res.get("msg") or "")[:120].replace("\n", " "))
             return {"t": t, "ok": ok, "requests": _urls(count_file), "detail": detail}
-        return _in_thread(run)
+        return _in_thread(run, lambda: any(not is_discovery(u) for u in _urls(count_file)))
 
     def flux_wait_module(self, ns, selector, timeout):
         return self._ansible("c5c3.gitops.flux_wait", {
@@ -225,29 +228,48 @@ class Tools(object):
     def kubectl(self, ns, selector, timeout):
         cmd = ["kubectl", "--kubeconfig", self.hub.kubeconfig, "-v=6", "wait", "--for=condition=Ready",
                "%s.%s" % (PLURAL, GROUP), "-l", selector, "-n", ns, "--timeout=%ds" % int(timeout)]
+        urls = []
+        pattern = re.compile(r'round_trippers\.go:\d+\] (?:GET|PUT|POST|PATCH|DELETE) (https?://\S+)'
+                             r'|"Response" verb="\w+" url="([^"]+)"')  # classic and structured log formats
 
         def run():
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                                  check=False)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+            errors = []
+            for line in proc.stderr:
+                found = pattern.search(line)
+                if found:
+                    urls.append(found.group(1) or found.group(2))
+                elif "error" in line.lower():
+                    errors.append(line.strip())
+            proc.wait()
             t = time.monotonic()
-            requests = re.findall(r"round_trippers\.go:\d+\] (?:GET|PUT|POST|PATCH|DELETE) (https?://\S+)", proc.stderr)
-            requests += re.findall(r'"Response" verb="\w+" url="([^"]+)"', proc.stderr)  # structured log format
-            errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()][-1:]
-            return {"t": t, "ok": proc.returncode == 0, "requests": requests,
-                    "detail": "rc %d %s" % (proc.returncode, errors[0][-120:] if errors else "")}
-        return _in_thread(run)
+            return {"t": t, "ok": proc.returncode == 0, "requests": list(urls),
+                    "detail": "rc %d %s" % (proc.returncode, errors[-1][-120:] if errors else "")}
+        return _in_thread(run, lambda: any(not is_discovery(u) for u in list(urls)))
 
 
 TOOLS = [
-    ("flux_wait (waiter, in-process)", "flux_wait_inproc", 1.0),
-    ("flux_wait (module via ansible)", "flux_wait_module", 4.0),
-    ("k8s_info wait (via ansible)", "k8s_info", 4.0),
-    ("kubectl wait", "kubectl", 2.0),
+    ("flux_wait (waiter, in-process)", "flux_wait_inproc"),
+    ("flux_wait (module via ansible)", "flux_wait_module"),
+    ("k8s_info wait (via ansible)", "k8s_info"),
+    ("kubectl wait", "kubectl"),
 ]
 
 
+def wait_until_waiting(run, margin, limit=120):
+    """Block until the tool made its first real API request, then ``margin`` seconds more (its
+    watch/poll loop starts right after that request). Harness-side polling of a local flag."""
+    end = time.monotonic() + limit
+    while not run.waiting():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    time.sleep(margin)
+    return True
+
+
 # ------------------------------------------------------------------------------------- runs
-def throughput(hub, tools, sizes, trials, lead_scale, tool_timeout, log):
+def throughput(hub, tools, sizes, trials, margin, tool_timeout, log):
     rows = []
     for n in sizes:
         ns = hub.namespace("bench-%d" % n)
@@ -255,14 +277,15 @@ def throughput(hub, tools, sizes, trials, lead_scale, tool_timeout, log):
         names = ["hr-%04d" % i for i in range(n)]
         list(hub.pool.map(lambda name: hub.create(ns, name, {LABEL: "n%d" % n}), names))
         count = trials if n < 1000 else max(1, trials // 2)
-        for label, attr, lead in tools:
+        for label, attr in tools:
             k = 1 if (attr == "kubectl" and n >= 1000) else count
             lat, reqs, disc, bad = [], [], [], []
             for dummy in range(k):
                 hub.set_all(ns, names, ready=False)
                 run = getattr(Tools(hub, hub.tmp), attr)(ns, selector, tool_timeout)
-                # Lead time: the tool is started and already waiting when the statuses flip.
-                time.sleep(lead * lead_scale)
+                # Flip the statuses only once the tool is past its start-up and waiting.
+                if not wait_until_waiting(run, margin):
+                    bad.append("tool never reached its wait")
                 last_write = hub.set_all(ns, names, ready=True)
                 returned, ok, requests, detail = run.finish()
                 # The watch event can arrive a few ms before the PATCH response that marks the
@@ -283,7 +306,7 @@ def throughput(hub, tools, sizes, trials, lead_scale, tool_timeout, log):
     return rows
 
 
-def verdicts(hub, tools, timeout, lead_scale, log):
+def verdicts(hub, tools, timeout, log):
     ns = hub.namespace("bench-verdict")
     hub.create(ns, "stale", {LABEL: "stale"})
     hub.status(ns, "stale", {"observedGeneration": 1, "conditions": [
@@ -296,17 +319,21 @@ def verdicts(hub, tools, timeout, lead_scale, log):
         hub.condition("Stalled", "True", "RetriesExceeded", "Failed to install after 1 attempt(s)", 1)]})
     out = []
     for case in ("stale", "stalled"):
-        for label, attr, dummy in tools:
-            started = time.monotonic()
-            returned, ok, requests, detail = getattr(Tools(hub, hub.tmp), attr)(ns, "%s=%s" % (LABEL, case), timeout).finish()
-            took = returned - started
+        for label, attr in tools:
+            run = getattr(Tools(hub, hub.tmp), attr)(ns, "%s=%s" % (LABEL, case), timeout)
+            # Time to verdict counts from the tool's first real API request (process start-up
+            # excluded; it is the same for every run of a tool and swamps the signal under load).
+            wait_until_waiting(run, 0)
+            first_request = time.monotonic()
+            returned, ok, requests, detail = run.finish()
+            took = max(0.0, returned - first_request)
             if ok:
                 verdict = "ready"
-            elif took >= timeout:
+            elif took >= timeout - 0.5:
                 verdict = "not ready (ran its %ds timeout)" % timeout
             else:
                 verdict = "failed (%s)" % detail[:60]
-            right = (not ok) and (case == "stale" or took < timeout)
+            right = (not ok) and (case == "stale" or took < timeout - 0.5)
             out.append({"case": case, "tool": label, "verdict": verdict, "seconds": took, "requests": len(requests),
                         "right": right})
             log("%-8s %-32s %-48s %6.2fs %s" % (case, label, verdict[:48], took, "right" if right else "WRONG"))
@@ -326,7 +353,7 @@ def table(rows, checks):
             "%.1fx" % (row["p95"] / base["p95"]) if base["p95"] > 0 else "-",
             "%.1fx" % (row["requests"] / float(base["requests"])) if base["requests"] else "-"))
     lines += ["", "Verdicts (one HelmRelease each):", ""]
-    lines.append("| case | tool | verdict | time to verdict s | right? |")
+    lines.append("| case | tool | verdict | s from first request to verdict | right? |")
     lines.append("|---|---|---|---:|---|")
     for c in checks:
         name = {"stale": "stale Ready=True (cond. gen 1, object gen 2)", "stalled": "Stalled=True RetriesExceeded"}[c["case"]]
@@ -345,7 +372,8 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--trials", type=int, default=5, help="trials per tool (halved at N >= 1000; kubectl 1)")
     parser.add_argument("--tools", nargs="+", choices=[t[1] for t in TOOLS], default=[t[1] for t in TOOLS])
-    parser.add_argument("--lead-scale", type=float, default=1.0, help="scale the per-tool lead times")
+    parser.add_argument("--margin", type=float, default=0.5,
+                        help="seconds between a tool's first real API request and the status flip")
     parser.add_argument("--tool-timeout", type=int, default=300)
     parser.add_argument("--verdict-timeout", type=int, default=10)
     args = parser.parse_args()
@@ -370,8 +398,8 @@ def main():
         tools = [t for t in TOOLS if t[1] in args.tools]
         if not [t for t in tools if t[1] == "flux_wait_module"]:
             parser.error("flux_wait_module is the baseline of the ratios; keep it in --tools")
-        rows = throughput(hub, tools, args.sizes, args.trials, args.lead_scale, args.tool_timeout, log)
-        checks = verdicts(hub, tools, args.verdict_timeout, args.lead_scale, log)
+        rows = throughput(hub, tools, args.sizes, args.trials, args.margin, args.tool_timeout, log)
+        checks = verdicts(hub, tools, args.verdict_timeout, log)
         text = table(rows, checks)
         print(text)
         print("\ntotal runtime %.0fs; host: %d CPUs, load average %.1f" % (

@@ -26,9 +26,30 @@ extends_documentation_fragment:
   - c5c3.gitops.k8s_auth
 options:
   cluster:
-    description: Name of the spoke cluster (inventory host name).
+    description:
+      - Name of the spoke cluster (inventory host name). One of O(cluster) and O(clusters) is required.
+      - With O(cluster), O(kubeconfig_path) or O(kubeconfig_content) gives its kubeconfig.
     type: str
-    required: true
+  clusters:
+    description:
+      - Several spokes in one task (parallel checks and probes, one batched write). Items are the
+        C(clusters) entries of the fleet (C(name), C(hub_namespace), C(kubeconfig_secret),
+        C(kubeconfig) path, C(context)) or C({name, namespace, secret_name, kubeconfig, context, labels}).
+      - Every spoke is checked and reached before any Secret is written; one failure writes nothing.
+    type: list
+    elements: dict
+  kubeconfig_contents:
+    description:
+      - With O(clusters), kubeconfig texts by cluster name (e.g. from vault variables); they take
+        precedence over the item's C(kubeconfig) path. Prefer strings; mappings work too.
+    type: dict
+  kubeconfig_base_dir:
+    description: With O(clusters), the directory relative kubeconfig paths are relative to (the inventory directory).
+    type: path
+  workers:
+    description: Parallel spoke probes and hub requests.
+    type: int
+    default: 8
   namespace:
     description: The cluster's hub namespace. Defaults to O(cluster).
     type: str
@@ -78,6 +99,11 @@ EXAMPLES = r"""
     cluster: control-plane
     kubeconfig_path: /etc/c5c3/control-plane.yaml
 
+- name: Register every spoke of the fleet in one task
+  c5c3.gitops.cluster_kubeconfig:
+    clusters: "{{ gitops_fleet.clusters | selectattr('kubeconfig_secret') }}"
+    kubeconfig_base_dir: "{{ inventory_dir }}"
+
 - name: Register a cluster from a vault variable
   c5c3.gitops.cluster_kubeconfig:
     cluster: storage
@@ -85,27 +111,34 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-secret:
-  description: Where the Secret is.
+clusters:
+  description: Per cluster C(cluster), C(changed), C(created), C(secret), C(spoke), C(checksum).
   returned: always
+  type: list
+  elements: dict
+secret:
+  description: Where the Secret is (single-cluster form).
+  returned: with O(cluster)
   type: dict
   sample: {name: control-plane-kubeconfig, namespace: control-plane, key: value}
 spoke:
-  description: What was learned about the spoke (no credentials).
-  returned: always
+  description: What was learned about the spoke (no credentials; single-cluster form).
+  returned: with O(cluster)
   type: dict
   sample: {server: "https://10.0.0.5:6443", version: v1.31.2, auth: client-certificate, context: admin}
 created:
-  description: Whether the Secret did not exist before (false on a rotation).
-  returned: always
+  description: Whether the Secret did not exist before (false on a rotation; single-cluster form).
+  returned: with O(cluster)
   type: bool
 checksum:
-  description: SHA-256 of the kubeconfig as stored; changes on rotation.
-  returned: always
+  description: SHA-256 of the kubeconfig as stored; changes on rotation (single-cluster form).
+  returned: with O(cluster)
   type: str
 """
 
+import os
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -122,7 +155,11 @@ from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
 def argspec():
     spec = dict(K8S_AUTH_ARGSPEC)
     spec.update(
-        cluster=dict(type="str", required=True),
+        cluster=dict(type="str"),
+        clusters=dict(type="list", elements="dict"),
+        kubeconfig_contents=dict(type="dict", no_log=True),
+        kubeconfig_base_dir=dict(type="path"),
+        workers=dict(type="int", default=8),
         namespace=dict(type="str"),
         secret_name=dict(type="str"),
         kubeconfig_path=dict(type="path"),
@@ -136,25 +173,58 @@ def argspec():
     return spec
 
 
-def run(module):
-    p = module.params
-    cluster = p["cluster"]
-    namespace = p["namespace"] or cluster
-    name = p["secret_name"] or "%s-kubeconfig" % cluster
-    if p["kubeconfig_path"]:
+def _read(cluster, path, content):
+    if path:
         try:
-            with open(p["kubeconfig_path"], "rb") as handle:
-                text = handle.read()
+            with open(path, "rb") as handle:
+                return handle.read()
         except (IOError, OSError) as exc:
-            raise ks.KubeconfigSecretError("cluster %s: cannot read kubeconfig_path %s: %s" % (cluster, p["kubeconfig_path"], exc.strerror))
+            raise ks.KubeconfigSecretError("cluster %s: cannot read kubeconfig %s: %s" % (cluster, path, exc.strerror))
+    if isinstance(content, dict):
+        import yaml
+        return yaml.safe_dump(content, default_flow_style=False)
+    if not content:
+        raise ks.KubeconfigSecretError("cluster %s: no kubeconfig (path or content)" % cluster)
+    return content
+
+
+def _requests(module):
+    """One request per cluster: from the single-cluster options or from ``clusters``."""
+    p = module.params
+    if p["cluster"]:
+        items = [dict(name=p["cluster"], namespace=p["namespace"], secret_name=p["secret_name"],
+                      path=p["kubeconfig_path"], content=p["kubeconfig_content"], context=p["spoke_context"],
+                      labels=p["labels"])]
     else:
-        text = p["kubeconfig_content"]
+        contents = p["kubeconfig_contents"] or {}
+        base = p["kubeconfig_base_dir"]
+        items = []
+        for c in p["clusters"]:
+            path = c.get("kubeconfig") if c["name"] not in contents else None
+            if path:
+                path = os.path.expanduser(path)
+                if not os.path.isabs(path) and base:
+                    path = os.path.join(base, path)
+            items.append(dict(name=c["name"], namespace=c.get("hub_namespace") or c.get("namespace"),
+                              secret_name=c.get("kubeconfig_secret") or c.get("secret_name"), path=path,
+                              content=contents.get(c["name"]), context=c.get("context"),
+                              labels=dict(p["labels"], **(c.get("labels") or {}))))
+    for item in items:
+        item["namespace"] = item["namespace"] or item["name"]
+        item["secret_name"] = item["secret_name"] or "%s-kubeconfig" % item["name"]
+    return items
+
+
+def _prepare(module, item):
+    """Read, check and (optionally) probe one spoke; returns what the write needs. No writes."""
+    p = module.params
+    cluster = item["name"]
+    text = _read(cluster, item["path"], item["content"])
     module.no_log_values.add(text.decode("utf-8", "replace") if isinstance(text, bytes) else text)
     kubeconfig = ks.load(text, "cluster %s kubeconfig" % cluster)
     secrets = ks.secret_values(kubeconfig if isinstance(kubeconfig, dict) else {})
     module.no_log_values.update(secrets)  # Ansible masks these in anything we return
-
-    info = ks.check(kubeconfig, p["spoke_context"], cluster)
+    info = ks.check(kubeconfig, item["context"], cluster)
     spoke = dict(server=info["server"], auth=info["auth"], context=info["context"], version=None)
     if p["verify_spoke"]:
         try:
@@ -162,21 +232,40 @@ def run(module):
         except Exception as exc:  # kubernetes' loader raises assorted types for bad certs/data
             raise ks.KubeconfigSecretError("cluster %s: the kubeconfig cannot be loaded: %s" % (cluster, ks.scrub(str(exc), secrets)))
         spoke["version"] = ks.probe(raw, cluster, info["server"], secrets)
+    return dict(item, text=text, secrets=secrets, spoke=spoke)
 
-    manifest = ks.secret_manifest(cluster, name, namespace, text, p["labels"])
-    applier = Applier(build_api_client(p), field_manager=p["field_manager"], force_conflicts=True, workers=1,
+
+def run(module):
+    p = module.params
+    items = _requests(module)
+    # Every spoke is read, checked and reached before the first write on the hub.
+    with ThreadPoolExecutor(max_workers=max(1, min(p["workers"], len(items)))) as pool:
+        futures = [pool.submit(_prepare, module, item) for item in items]
+    errors, ready = [], []
+    for future in futures:
+        try:
+            ready.append(future.result())
+        except ks.KubeconfigSecretError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ks.KubeconfigSecretError("; ".join(errors) + " (nothing was written)")
+
+    manifests = [ks.secret_manifest(r["name"], r["secret_name"], r["namespace"], r["text"], r["labels"]) for r in ready]
+    applier = Applier(build_api_client(p), field_manager=p["field_manager"], force_conflicts=True, workers=p["workers"],
                       timeout=request_timeout(p), check_mode=module.check_mode, diff=module._diff)
+    all_secrets = set().union(*[r["secrets"] for r in ready]) if ready else set()
     try:
-        result = applier.run([manifest])
+        result = applier.run(manifests)
     except ApplyError as exc:
-        raise ks.KubeconfigSecretError("cluster %s: writing Secret %s/%s on the hub failed: %s" % (cluster, namespace, name, ks.scrub(str(exc), secrets)))
-    out = dict(
-        changed=result["changed"],
-        created=bool(result["applied"]) and result["applied"][0]["created"],
-        secret=dict(name=name, namespace=namespace, key=ks.SECRET_KEY),
-        spoke=spoke,
-        checksum=ks.checksum(text),
-    )
+        raise ks.KubeconfigSecretError("writing kubeconfig Secrets on the hub failed: %s" % ks.scrub(str(exc), all_secrets))
+    per = []
+    for r, applied in zip(ready, result["applied"]):
+        per.append(dict(cluster=r["name"], changed=applied["changed"], created=applied["created"],
+                        secret=dict(name=r["secret_name"], namespace=r["namespace"], key=ks.SECRET_KEY),
+                        spoke=r["spoke"], checksum=ks.checksum(r["text"])))
+    out = dict(changed=result["changed"], clusters=per)
+    if p["cluster"]:
+        out.update((k, v) for k, v in per[0].items() if k != "cluster")
     if module._diff:
         out["diff"] = result["diff"]  # Secret data is already a redacted hash there
     return out
@@ -186,8 +275,8 @@ def main():
     module = AnsibleModule(
         argument_spec=argspec(),
         supports_check_mode=True,
-        mutually_exclusive=[("kubeconfig_path", "kubeconfig_content")],
-        required_one_of=[("kubeconfig_path", "kubeconfig_content")],
+        mutually_exclusive=[("kubeconfig_path", "kubeconfig_content"), ("cluster", "clusters")],
+        required_one_of=[("cluster", "clusters")],
     )
     try:
         result = run(module)

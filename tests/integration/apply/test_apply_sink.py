@@ -182,3 +182,21 @@ def test_flux_apply_module_check_mode_and_noop(local_fleet, hub, ns):
     ansible("c5c3.gitops.flux_apply", args)
     noop = ansible("c5c3.gitops.flux_apply", args)
     assert result(noop)["changed"] is False and result(noop)["applied"][0]["changed"] is False
+
+
+def test_cluster_kubeconfig_batch_writes_nothing_when_one_spoke_is_bad(local_fleet, hub, ns, tmp_path):
+    good = [{"name": s, "hub_namespace": "%s-%s" % (ns, s), "kubeconfig": local_fleet.kubeconfig(s)} for s in local_fleet.spokes]
+    bad = yaml.safe_load(open(local_fleet.kubeconfig(local_fleet.spokes[0])))
+    bad["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    hub_kc = local_fleet.kubeconfig(local_fleet.hub)
+    proc = ansible("c5c3.gitops.cluster_kubeconfig",
+                   {"kubeconfig": hub_kc, "clusters": good + [{"name": "broken", "hub_namespace": ns, "kubeconfig": str(path)}]},
+                   check=False)
+    assert proc.returncode != 0 and "cluster broken: cannot reach" in proc.stdout + proc.stderr
+    for c in good + [{"hub_namespace": ns}]:
+        assert ap.Applier(hub).get(ap.flux_kinds.lookup("Namespace"), None, c["hub_namespace"]) is None
+    ok = result(ansible("c5c3.gitops.cluster_kubeconfig", {"kubeconfig": hub_kc, "clusters": good}))
+    assert ok["changed"] and [c["cluster"] for c in ok["clusters"]] == local_fleet.spokes
+    assert all(c["created"] and c["spoke"]["version"] for c in ok["clusters"])

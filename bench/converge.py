@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Benchmark of the apply sink: site.yml against kubectl and a per-object kubernetes.core.k8s loop.
+
+    .venv/bin/python bench/converge.py [--spokes 50] [--skip-loop] [--state-dir DIR]
+
+On a local fleet of its own (hack/local-fleet up --state-dir, brought down at the end unless
+--keep), for two fleets - the example-size fleet (the four clusters of the local fleet) and a
+generated fleet of N spokes (default 50; the generated spokes share the three real spoke API
+servers through copies of their kubeconfigs) - it measures, in one run:
+
+  kubectl   `kubectl apply --server-side` of the same objects site.yml applies (rendered from the
+            fleet model), first apply and no-op re-apply; then the objects are deleted again
+  site      `ansible-playbook playbooks/site.yml`, first converge and no-op re-run; the gating
+            tasks (flux_wait) are timed by the profile_tasks callback and reported apart
+  loop      (example fleet only) a playbook with one kubernetes.core.k8s task looping over the
+            same objects, the way most playbooks apply manifests, as a no-op re-run
+
+Ratios: (site - gating) / kubectl for first and no-op runs, and site no-op / loop no-op.
+Results go to bench/results/converge-<timestamp>.json as well.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+GROUP_CYCLE = ("control_plane", "hypervisor", "storage")
+REAL_SPOKE = {"control_plane": "control-plane", "hypervisor": "hypervisor", "storage": "storage"}
+
+DUMP_PLAY = """---
+- name: Dump the fleet objects
+  hosts: management
+  connection: local
+  gather_facts: false
+  roles:
+    - role: c5c3.gitops.fleet
+  tasks:
+    - name: Write the objects
+      ansible.builtin.copy:
+        content: "{{ {'objects': gitops_fleet.objects | map(attribute='object') | list,
+                      'namespaces': gitops_fleet.clusters | map(attribute='hub_namespace') | unique | list} | to_json }}"
+        dest: "{{ dump_to }}"
+        mode: "0600"
+"""
+
+LOOP_PLAY = """---
+- name: Per-object kubernetes.core.k8s loop
+  hosts: management
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Apply one object
+      kubernetes.core.k8s:
+        kubeconfig: "{{ hub_kubeconfig }}"
+        state: present
+        definition: "{{ item }}"
+      loop: "{{ (lookup('ansible.builtin.file', objects_file) | from_json).objects }}"
+      loop_control:
+        label: "{{ item.kind }} {{ item.metadata.namespace | default('') }}/{{ item.metadata.name }}"
+"""
+
+
+def log(msg):
+    print("bench: %s" % msg, file=sys.stderr, flush=True)
+
+
+def env():
+    e = dict(os.environ)
+    e["PATH"] = VENV_BIN + os.pathsep + e.get("PATH", "")
+    e["VIRTUAL_ENV"] = os.path.join(ROOT, ".venv")
+    e["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
+    e["ANSIBLE_NOCOLOR"] = "1"
+    return e
+
+
+def run(cmd, check=True, extra_env=None, quiet=True):
+    e = env()
+    e.update(extra_env or {})
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    elapsed = time.monotonic() - start
+    if check and proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-6000:])
+        raise SystemExit("bench: command failed (%d): %s" % (proc.returncode, " ".join(cmd)))
+    if not quiet:
+        sys.stderr.write(proc.stdout)
+    return elapsed, proc.stdout
+
+
+def write_inventory(directory, state_dir, spokes):
+    """hosts.yml for the hub plus ``spokes`` spokes; None = the local fleet's own four clusters."""
+    os.makedirs(os.path.join(directory, "group_vars", "all"), exist_ok=True)
+    kube = os.path.join(state_dir, "kubeconfigs")
+    groups = {"management": {"management": {"gitops_kubeconfig": os.path.join(kube, "management.yaml")}},
+              "control_plane": {}, "hypervisor": {}, "storage": {}}
+    if spokes is None:
+        for group, name in REAL_SPOKE.items():
+            groups[group][name] = {"gitops_kubeconfig": os.path.join(kube, name + ".yaml")}
+    else:
+        copies = os.path.join(directory, "kubeconfigs")
+        os.makedirs(copies, exist_ok=True)
+        for i in range(spokes):
+            group = GROUP_CYCLE[i % 3]
+            name = "%s-%02d" % (REAL_SPOKE[group], i)
+            path = os.path.join(copies, name + ".yaml")
+            shutil.copyfile(os.path.join(kube, REAL_SPOKE[group] + ".yaml"), path)
+            groups[group][name] = {"gitops_kubeconfig": path}
+    inv = {"all": {"children": {g: {"hosts": h} for g, h in groups.items()},
+                   "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
+    with open(os.path.join(directory, "hosts.yml"), "w", encoding="utf-8") as fh:
+        json.dump(inv, fh, indent=1)  # JSON is YAML
+    extra = {
+        "flux_operator_chart_ref": os.path.join(ROOT, "tests", "charts", "flux-operator-local"),
+        "flux_operator_chart_version": "",
+        "gitops_sync_identity": "bench", "gitops_sync_identity_pub": "bench", "gitops_sync_known_hosts": "bench",
+    }
+    with open(os.path.join(directory, "group_vars", "all", "bench.yml"), "w", encoding="utf-8") as fh:
+        json.dump(extra, fh, indent=1)
+    return directory
+
+
+def site(inventory, label):
+    """Run site.yml; returns (total seconds, gating seconds, changed count)."""
+    elapsed, out = run(["ansible-playbook", "playbooks/site.yml", "-i", inventory],
+                       extra_env={"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+                                  "ANSIBLE_PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all"})
+    gating = 0.0
+    # profile_tasks summary lines: "<role> : <task name> ---------- 1.23s"
+    for m in re.finditer(r"^(.*?) -{2,} (\d+\.\d+)s\s*$", out, re.M):
+        name = m.group(1)
+        if re.search(r": Wait for (the )?", name):
+            gating += float(m.group(2))
+    changed = re.search(r"management\s+:\s+ok=\d+\s+changed=(\d+)", out)
+    log("%-28s %7.2fs (gating %.2fs, changed=%s)" % (label, elapsed, gating, changed.group(1) if changed else "?"))
+    return elapsed, gating, int(changed.group(1)) if changed else None
+
+
+def dump_objects(inventory, workdir):
+    play = os.path.join(workdir, "dump.yml")
+    with open(play, "w", encoding="utf-8") as fh:
+        fh.write(DUMP_PLAY)
+    target = os.path.join(workdir, "objects.json")
+    run(["ansible-playbook", play, "-i", inventory, "-e", "dump_to=%s" % target,
+         "-e", "fleet_require_kubeconfigs=false"])
+    with open(target, encoding="utf-8") as fh:
+        data = json.load(fh)
+    # The FluxInstance and the sync GitRepository stand-in are bootstrap's; kubectl gets the rest
+    # plus the hub namespaces it needs, i.e. what the apply stages of site.yml write.
+    ns = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in data["namespaces"]]
+    objs = [o for o in data["objects"] if o["kind"] != "FluxInstance"]
+    manifest = os.path.join(workdir, "objects.yaml")
+    with open(manifest, "w", encoding="utf-8") as fh:
+        for obj in ns + objs:
+            fh.write("---\n" + json.dumps(obj) + "\n")
+    with open(target, "w", encoding="utf-8") as fh:
+        json.dump({"objects": objs}, fh)
+    return manifest, target, len(objs)
+
+
+def kubectl(hub, manifest, label):
+    cmd = ["kubectl", "--kubeconfig", hub, "apply", "--server-side", "--force-conflicts",
+           "--field-manager", "bench-kubectl", "-f", manifest]
+    elapsed, _ = run(cmd)
+    log("%-28s %7.2fs" % (label, elapsed))
+    return elapsed
+
+
+def kubectl_delete(hub, manifest):
+    # Namespaces stay (deleting them would take the kubeconfig Secrets with them); objects go.
+    with open(manifest, encoding="utf-8") as fh:
+        docs = [json.loads(d) for d in fh.read().split("---\n") if d.strip()]
+    only = os.path.join(os.path.dirname(manifest), "delete.yaml")
+    with open(only, "w", encoding="utf-8") as fh:
+        for d in docs:
+            if d["kind"] != "Namespace":
+                fh.write("---\n" + json.dumps(d) + "\n")
+    run(["kubectl", "--kubeconfig", hub, "delete", "--wait=true", "--ignore-not-found", "-f", only])
+
+
+def loop(inventory, hub, objects_file, workdir, label):
+    play = os.path.join(workdir, "loop.yml")
+    with open(play, "w", encoding="utf-8") as fh:
+        fh.write(LOOP_PLAY)
+    elapsed, _ = run(["ansible-playbook", play, "-i", inventory, "-e", "hub_kubeconfig=%s" % hub,
+                      "-e", "objects_file=%s" % objects_file])
+    log("%-28s %7.2fs" % (label, elapsed))
+    return elapsed
+
+
+def bench_fleet(name, state_dir, spokes, with_loop, workroot):
+    workdir = os.path.join(workroot, name)
+    inventory = write_inventory(workdir, state_dir, spokes)
+    hub = os.path.join(state_dir, "kubeconfigs", "management.yaml")
+    manifest, objects_file, count = dump_objects(inventory, workdir)
+    log("%s: %d objects" % (name, count))
+    r = {"fleet": name, "objects": count}
+    r["kubectl_first"] = kubectl(hub, manifest, "%s kubectl first" % name)
+    r["kubectl_noop"] = kubectl(hub, manifest, "%s kubectl no-op" % name)
+    kubectl_delete(hub, manifest)
+    run(["ansible-playbook", os.path.join("molecule", "shared", "prepare.yml"), "-i", inventory])
+    r["site_first"], r["site_first_gating"], _ = site(inventory, "%s site.yml first" % name)
+    r["site_noop"], r["site_noop_gating"], r["site_noop_changed"] = site(inventory, "%s site.yml no-op" % name)
+    if with_loop:
+        r["loop_noop"] = loop(inventory, hub, objects_file, workdir, "%s k8s loop no-op" % name)
+    r["ratio_first"] = (r["site_first"] - r["site_first_gating"]) / r["kubectl_first"]
+    r["ratio_noop"] = (r["site_noop"] - r["site_noop_gating"]) / r["kubectl_noop"]
+    if with_loop:
+        r["ratio_noop_vs_loop"] = r["site_noop"] / r["loop_noop"]
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--spokes", type=int, default=50)
+    ap.add_argument("--skip-loop", action="store_true", help="skip the per-object kubernetes.core.k8s loop")
+    ap.add_argument("--skip-example", action="store_true")
+    ap.add_argument("--state-dir", help="use this running local fleet (left running)")
+    ap.add_argument("--keep", action="store_true", help="leave the bench's own fleet running")
+    args = ap.parse_args()
+    for tool in ("kubectl",):
+        if not shutil.which(tool):
+            raise SystemExit("bench: %s is required" % tool)
+    workroot = tempfile.mkdtemp(prefix="c5c3-bench-")
+    state_dir = args.state_dir
+    started = False
+    results = []
+    try:
+        if not state_dir:
+            state_dir = os.path.join(workroot, "fleet")
+            log("starting a local fleet in %s" % state_dir)
+            run([os.path.join(ROOT, "hack", "local-fleet"), "up", "--state-dir", state_dir])
+            started = True
+        if not args.skip_example:
+            results.append(bench_fleet("example", state_dir, None, not args.skip_loop, workroot))
+        if args.spokes:
+            results.append(bench_fleet("%d-spoke" % args.spokes, state_dir, args.spokes, False, workroot))
+    finally:
+        if started and not args.keep:
+            run([os.path.join(ROOT, "hack", "local-fleet"), "down", "--state-dir", state_dir], check=False)
+    print()
+    print("%-10s %7s %9s %9s %9s %9s %9s %9s %8s %8s %9s" % (
+        "fleet", "objects", "kctl 1st", "kctl noop", "site 1st", "(gating)", "site noop", "(gating)",
+        "1st x", "noop x", "vs loop"))
+    for r in results:
+        print("%-10s %7d %8.2fs %8.2fs %8.2fs %8.2fs %8.2fs %8.2fs %7.2fx %7.2fx %9s" % (
+            r["fleet"], r["objects"], r["kubectl_first"], r["kubectl_noop"], r["site_first"], r["site_first_gating"],
+            r["site_noop"], r["site_noop_gating"], r["ratio_first"], r["ratio_noop"],
+            "%.3fx" % r["ratio_noop_vs_loop"] if "ratio_noop_vs_loop" in r else "-"))
+        if "loop_noop" in r:
+            print("%-10s per-object kubernetes.core.k8s loop, no-op: %.2fs" % ("", r["loop_noop"]))
+    print("ratios: (site.yml - gating) / kubectl apply --server-side; 'vs loop' = site.yml no-op / k8s loop no-op")
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    out = os.path.join(ROOT, "bench", "results", "converge-%s.json" % time.strftime("%Y%m%dT%H%M%S"))
+    with open(out, "w", encoding="utf-8") as fh:
+        json.dump(results, fh, indent=2)
+    print("results: %s" % os.path.relpath(out, ROOT))
+    shutil.rmtree(workroot, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

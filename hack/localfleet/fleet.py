@@ -585,7 +585,7 @@ def status(state_dir: str) -> dict | None:
         except OSError:
             pass
         alive = pid_alive(proc.get("pid"), proc.get("expect"))
-        ready = alive and ctx is not None and http_ok(f"{c['url']}/readyz", token, ctx)
+        ready = alive and ctx is not None and http_ok(f"{c['url']}/readyz", token, ctx, timeout=10)
         out["clusters"].append({"name": c["name"], "hub": c["hub"], "groups": c["groups"], "url": c["url"],
                                 "pid": proc.get("pid"), "running": alive, "ready": ready,
                                 "kubeconfig": c["kubeconfig"]})

@@ -25,7 +25,7 @@ def run_local_fleet(*args, check=True):
     proc = subprocess.run([os.path.join(ROOT, "hack", "local-fleet"), *args], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, env=env, timeout=600)
     if check and proc.returncode != 0:
-        raise AssertionError(f"hack/local-fleet {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+        raise AssertionError(f"hack/local-fleet {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 

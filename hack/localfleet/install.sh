@@ -57,6 +57,23 @@ if check_assets "$ASSETS"; then
 fi
 
 # 3. build ---------------------------------------------------------------------------------------
+# One build at a time per cache (concurrent sessions/CI jobs): wait, then look at the cache again.
+mkdir -p "$CACHE_ROOT"
+if command -v flock >/dev/null; then
+    exec 9>"$CACHE_ROOT/.install-$KUBE_VERSION.lock"
+    if ! flock -n 9; then
+        log "another install is building kube-apiserver $KUBE_VERSION: waiting for it"
+        flock 9
+    fi
+    if [[ -x "$ASSETS/kube-apiserver" && ! -e "$ASSETS/etcd" && -x /usr/bin/etcd ]]; then
+        ln -sfn /usr/bin/etcd "$ASSETS/etcd"
+    fi
+    if check_assets "$ASSETS"; then
+        log "cached: $ASSETS ($("$ASSETS/kube-apiserver" --version 2>&1))"
+        echo "$ASSETS"
+        exit 0
+    fi
+fi
 START=$(date +%s)
 [[ "$(id -u)" == 0 ]] || command -v sudo >/dev/null || die "installing packages needs root (or sudo)" \
     "run 'hack/local-fleet install' as root once, or set C5C3_KUBE_ASSETS to existing binaries"

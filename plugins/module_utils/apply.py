@@ -317,7 +317,8 @@ class Applier(object):
 
     def __init__(self, api_client, field_manager="c5c3.gitops", force_conflicts=True, workers=8,
                  timeout=30, check_mode=False, diff=False, create_namespaces=True):
-        self.raw = RawClient(api_client, timeout)
+        # api_client: a kubernetes ApiClient, or anything with RawClient's request() (LightClient)
+        self.raw = api_client if hasattr(api_client, "request") and not hasattr(api_client, "call_api") else RawClient(api_client, timeout)
         self.field_manager = field_manager
         self.force = force_conflicts
         self.workers = max(1, int(workers))
@@ -536,3 +537,143 @@ class Applier(object):
         if errors:
             raise ApplyError("prune failed for %d object(s): %s" % (len(errors), "; ".join(errors[:10])))
         return out
+
+
+# --- a light client --------------------------------------------------------------------------------
+# Importing the kubernetes package costs 0.4-1 s per module run (it loads every API model), more
+# than a no-op apply of a whole stage. The apply sink needs only JSON over HTTPS, so for the usual
+# kubeconfig credentials (token, client certificate, basic auth) it talks urllib3 directly and
+# imports kubernetes only for anything else (exec plugins, auth-providers, explicit host/api_key).
+
+class LightClient(object):
+    """JSON-over-REST with credentials from a kubeconfig; same interface as RawClient."""
+
+    def __init__(self, server, headers, ssl_kwargs, timeout=30, workers=8, tmpdir=None):
+        import urllib3
+        self.server = server.rstrip("/")
+        self.headers = headers
+        self.timeout = timeout
+        self._tmpdir = tmpdir
+        self.pool = urllib3.PoolManager(maxsize=max(1, workers), retries=False, **ssl_kwargs)
+
+    def close(self):
+        if self._tmpdir:
+            import shutil
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __del__(self):
+        self.close()
+
+    def request(self, method, path, query=None, body=None, content_type="application/json"):
+        try:
+            from urllib.parse import urlencode
+        except ImportError:  # pragma: no cover - Python 2
+            from urllib import urlencode
+        url = self.server + path
+        if query:
+            url += "?" + urlencode(query)
+        headers = dict(self.headers, Accept="application/json")
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body).encode("utf-8")
+        try:
+            response = self.pool.request(method, url, body=data, headers=headers, timeout=self.timeout)
+        except Exception as exc:  # connection refused, TLS errors, timeouts
+            raise ApiError(0, "%s %s: %s" % (method, path, exc))
+        raw = response.data
+        try:
+            payload = json.loads(raw) if raw else {}
+        except ValueError:
+            payload = {"message": raw.decode("utf-8", "replace")}
+        if response.status >= 400:
+            message = payload.get("message") if isinstance(payload, dict) else None
+            raise ApiError(response.status, message or "HTTP %s" % response.status,
+                           payload.get("reason") if isinstance(payload, dict) else None)
+        return response.status, payload
+
+
+def _named(items, key):
+    return dict((i.get("name"), i.get(key) or {}) for i in items or [] if isinstance(i, dict))
+
+
+def light_client(params, timeout=30, workers=8):
+    """A LightClient for the auth params, or None when the kubernetes library must handle them."""
+    import base64
+    import os
+    import tempfile
+    try:
+        from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import auth_params
+    except ImportError:  # pragma: no cover
+        from k8s_client import auth_params  # type: ignore
+    p = auth_params(params)
+    if p.get("host") or p.get("api_key"):
+        return None
+    kubeconfig = p.get("kubeconfig")
+    if not isinstance(kubeconfig, dict):
+        path = os.path.expanduser(kubeconfig or "~/.kube/config")
+        if os.pathsep in path:  # KUBECONFIG-style lists: leave merging to the library
+            return None
+        try:
+            import yaml
+            with open(path) as handle:
+                kubeconfig = yaml.safe_load(handle)
+        except Exception:
+            return None
+        base = os.path.dirname(os.path.abspath(path))
+    else:
+        base = os.getcwd()
+    if not isinstance(kubeconfig, dict):
+        return None
+    contexts = _named(kubeconfig.get("contexts"), "context")
+    ctx = contexts.get(p.get("context") or kubeconfig.get("current-context"))
+    if not ctx:
+        return None
+    cluster = _named(kubeconfig.get("clusters"), "cluster").get(ctx.get("cluster"))
+    user = _named(kubeconfig.get("users"), "user").get(ctx.get("user"))
+    if not cluster or not cluster.get("server") or user is None or user.get("exec") or user.get("auth-provider"):
+        return None
+    tmpdir = tempfile.mkdtemp(prefix="c5c3-apply-")
+
+    def material(data_key, file_key, holder):
+        if holder.get(data_key):
+            target = os.path.join(tmpdir, data_key)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(base64.b64decode(holder[data_key]))
+            return target
+        if holder.get(file_key):
+            return holder[file_key] if os.path.isabs(holder[file_key]) else os.path.join(base, holder[file_key])
+        return None
+
+    headers = {}
+    ssl_kwargs = {}
+    if user.get("token"):
+        headers["Authorization"] = "Bearer %s" % user["token"]
+    elif user.get("tokenFile"):
+        with open(material("", "tokenFile", user)) as handle:
+            headers["Authorization"] = "Bearer %s" % handle.read().strip()
+    elif user.get("username") and user.get("password"):
+        import urllib3
+        headers.update(urllib3.make_headers(basic_auth="%s:%s" % (user["username"], user["password"])))
+    cert = material("client-certificate-data", "client-certificate", user)
+    key = material("client-key-data", "client-key", user)
+    if cert and key:
+        ssl_kwargs.update(cert_file=cert, key_file=key)
+    verify = p.get("validate_certs")
+    if verify is None:
+        verify = not cluster.get("insecure-skip-tls-verify", False)
+    if cluster["server"].startswith("https://"):
+        if verify:
+            ca = p.get("ca_cert") or material("certificate-authority-data", "certificate-authority", cluster)
+            ssl_kwargs["cert_reqs"] = "CERT_REQUIRED"
+            if ca:
+                ssl_kwargs["ca_certs"] = ca
+            if cluster.get("tls-server-name"):
+                ssl_kwargs["server_hostname"] = cluster["tls-server-name"]
+        else:
+            ssl_kwargs["cert_reqs"] = "CERT_NONE"
+    if p.get("client_cert") and p.get("client_key"):
+        ssl_kwargs.update(cert_file=p["client_cert"], key_file=p["client_key"])
+    return LightClient(cluster["server"], headers, ssl_kwargs, timeout=timeout, workers=workers, tmpdir=tmpdir)

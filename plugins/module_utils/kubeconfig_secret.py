@@ -19,10 +19,10 @@ import hashlib
 try:
     from ansible_collections.c5c3.gitops.plugins.module_utils.kubeconfig_check import KubeconfigError, check_kubeconfig
     from ansible_collections.c5c3.gitops.plugins.module_utils.apply import (
-        CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL, ApiError, RawClient)
+        CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL, ApiError, RawClient, light_client)
 except ImportError:  # pragma: no cover
     from kubeconfig_check import KubeconfigError, check_kubeconfig  # type: ignore
-    from apply import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL, ApiError, RawClient  # type: ignore
+    from apply import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL, ApiError, RawClient, light_client  # type: ignore
 
 WATCH_LABEL = "reconcile.fluxcd.io/watch"
 SECRET_KEY = "value"
@@ -96,7 +96,10 @@ def check(kubeconfig, context, cluster):
 
 
 def spoke_client(kubeconfig, context, timeout):
-    """An ApiClient for the spoke built from the dict only (no K8S_AUTH_* environment fallbacks)."""
+    """A client for the spoke built from the dict only (no K8S_AUTH_* environment fallbacks)."""
+    light = light_client({"kubeconfig": kubeconfig, "context": context, "validate_certs": None}, timeout=timeout, workers=2)
+    if light is not None:
+        return light
     from kubernetes import client, config
     configuration = client.Configuration()
     config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=configuration)

@@ -143,7 +143,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.c5c3.gitops.plugins.module_utils import kubeconfig_secret as ks
-from ansible_collections.c5c3.gitops.plugins.module_utils.apply import Applier, ApplyError
+from ansible_collections.c5c3.gitops.plugins.module_utils.apply import Applier, ApplyError, light_client
 from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
     K8S_AUTH_ARGSPEC,
     K8sClientError,
@@ -251,7 +251,8 @@ def run(module):
         raise ks.KubeconfigSecretError("; ".join(errors) + " (nothing was written)")
 
     manifests = [ks.secret_manifest(r["name"], r["secret_name"], r["namespace"], r["text"], r["labels"]) for r in ready]
-    applier = Applier(build_api_client(p), field_manager=p["field_manager"], force_conflicts=True, workers=p["workers"],
+    hub = light_client(p, timeout=request_timeout(p), workers=p["workers"]) or build_api_client(p)
+    applier = Applier(hub, field_manager=p["field_manager"], force_conflicts=True, workers=p["workers"],
                       timeout=request_timeout(p), check_mode=module.check_mode, diff=module._diff)
     all_secrets = set().union(*[r["secrets"] for r in ready]) if ready else set()
     try:

@@ -156,7 +156,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.c5c3.gitops.plugins.module_utils.apply import Applier, ApplyError
+from ansible_collections.c5c3.gitops.plugins.module_utils.apply import Applier, ApplyError, light_client
 from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
     K8S_AUTH_ARGSPEC,
     K8sClientError,
@@ -193,10 +193,13 @@ def main():
     module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
     p = module.params
     try:
-        api = build_api_client(p)
-        # One pooled connection per worker; the default pool (4) would serialise the threads.
-        api.configuration.connection_pool_maxsize = max(p["workers"], 1)
-        api.rest_client = type(api.rest_client)(api.configuration)
+        # Plain kubeconfig credentials: urllib3 directly (no kubernetes import); else the library.
+        api = light_client(p, timeout=request_timeout(p), workers=p["workers"])
+        if api is None:
+            api = build_api_client(p)
+            # One pooled connection per worker; the default pool (4) would serialise the threads.
+            api.configuration.connection_pool_maxsize = max(p["workers"], 1)
+            api.rest_client = type(api.rest_client)(api.configuration)
         applier = Applier(
             api,
             field_manager=p["field_manager"],

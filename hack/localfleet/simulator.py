@@ -1118,6 +1118,7 @@ class Simulator:
             self.patch_status(key, obj, status)
             self.report_dirty.set()
             return True
+        self.ensure_sync_objects(obj)
         status["conditions"] = self.conditions(obj, [{"type": "Ready", "status": "True",
                                                       "reason": "ReconciliationSucceeded",
                                                       "message": "Reconciliation finished in 1s"}],
@@ -1125,6 +1126,52 @@ class Simulator:
         self.patch_status(key, obj, status)
         self.report_dirty.set()
         return True
+
+    @staticmethod
+    def sync_objects(fi):
+        """The source and Kustomization the Flux Operator generates from FluxInstance.spec.sync,
+        both named after the instance's namespace (as the operator names them)."""
+        sync = (fi.get("spec") or {}).get("sync") or {}
+        if not sync.get("url"):
+            return []
+        ns = fi["metadata"]["namespace"]
+        labels = {"app.kubernetes.io/managed-by": "flux-operator",
+                  "fluxcd.controlplane.io/name": fi["metadata"]["name"],
+                  "fluxcd.controlplane.io/namespace": ns}
+        kind = sync.get("kind") or "GitRepository"
+        ref = str(sync.get("ref") or "")
+        src_spec = {"interval": sync.get("interval") or "1m", "url": sync["url"]}
+        if kind == "GitRepository":
+            src_spec["ref"] = {"name": ref} if ref.startswith("refs/") else {"branch": ref or "main"}
+        elif kind == "OCIRepository":
+            src_spec["ref"] = {"tag": ref or "latest"}
+        if sync.get("pullSecret"):
+            src_spec["secretRef"] = {"name": sync["pullSecret"]}
+        out = [{"kind": kind, "metadata": {"name": ns, "namespace": ns, "labels": labels}, "spec": src_spec}]
+        out.append({"kind": "Kustomization", "metadata": {"name": ns, "namespace": ns, "labels": labels},
+                    "spec": {"interval": sync.get("interval") or "10m", "path": sync.get("path") or "./",
+                             "prune": True, "sourceRef": {"kind": kind, "name": ns}}})
+        return out
+
+    def ensure_sync_objects(self, fi):
+        """Create or update the generated sync objects, as the operator does on every reconcile."""
+        for want in self.sync_objects(fi):
+            kind, md = want["kind"], want["metadata"]
+            if kind not in KINDS:
+                continue
+            g, v, p = KINDS[kind]
+            body = {"apiVersion": f"{g}/{v}", **want}
+            cur = self.store.get((kind, md["namespace"], md["name"]))
+            try:
+                if cur is None:
+                    self.call(self.custom.create_namespaced_custom_object, g, v, md["namespace"], p, body,
+                              _preload_content=False)
+                elif (cur.get("spec") or {}) != want["spec"]:
+                    self.call(self.custom.patch_namespaced_custom_object, g, v, md["namespace"], p, md["name"],
+                              [{"op": "replace", "path": "/spec", "value": want["spec"]}], _preload_content=False)
+            except ApiException as exc:
+                if exc.status != 409:  # created meanwhile: the watch brings it in
+                    raise
 
     @staticmethod
     def _is_operator_deployment(obj) -> bool:

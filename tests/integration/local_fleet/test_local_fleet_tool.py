@@ -116,41 +116,46 @@ def test_up_status_down_uses_cache_and_leaves_nothing(tmp_path):
 
     t0 = time.monotonic()
     up = run_local_fleet("up", "--inventory", str(inv), "--state-dir", state_dir)
-    took = time.monotonic() - t0
-    assert up.stdout.strip().splitlines()[-1] == state_dir  # the state directory is printed
-    assert "cached:" in up.stderr or "C5C3_KUBE_ASSETS" in up.stderr  # no build on a second up
-    assert os.stat(binary).st_mtime == mtime
-    # the target is < 30 s for hub + 3 spokes on an idle machine; CI machines run other jobs too,
-    # so the servers' part is held to the target and the whole `up` gets some slack
-    assert took < 60, f"up took {took:.1f}s"
+    try:
+        took = time.monotonic() - t0
+        assert up.stdout.strip().splitlines()[-1] == state_dir  # the state directory is printed
+        assert "cached:" in up.stderr or "C5C3_KUBE_ASSETS" in up.stderr  # no build on a second up
+        assert os.stat(binary).st_mtime == mtime
+        # the target is < 30 s for hub + 3 spokes on an idle machine; CI machines run other jobs too,
+        # so the servers' part is held to the target and the whole `up` gets some slack
+        assert took < 60, f"up took {took:.1f}s"
 
-    with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as fh:
-        state = json.load(fh)
-    assert state["timings"]["servers_ready_s"] < 30, state["timings"]
-    assert {c["name"] for c in state["clusters"]} == {"hub", "spoke"} and state["hub"] == "hub"
-    pids = [p["pid"] for p in state["processes"].values()] + [state["simulator"]["pid"]]
-    assert len(pids) == 4 and all(_alive(p) for p in pids)
-    assert os.path.exists(os.path.join(state_dir, "kubeconfigs", "spoke.yaml"))
-    etcd_dir = state["etcd"]["data_dir"]
+        with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as fh:
+            state = json.load(fh)
+        assert state["timings"]["servers_ready_s"] < 30, state["timings"]
+        assert {c["name"] for c in state["clusters"]} == {"hub", "spoke"} and state["hub"] == "hub"
+        pids = [p["pid"] for p in state["processes"].values()] + [state["simulator"]["pid"]]
+        assert len(pids) == 4 and all(_alive(p) for p in pids)
+        assert os.path.exists(os.path.join(state_dir, "kubeconfigs", "spoke.yaml"))
+        etcd_dir = state["etcd"]["data_dir"]
 
-    st = run_local_fleet("status", "--json", "--state-dir", state_dir)
-    assert json.loads(st.stdout)["ready"] is True
+        st = run_local_fleet("status", "--json", "--state-dir", state_dir)
+        assert json.loads(st.stdout)["ready"] is True
 
-    again = run_local_fleet("up", "--inventory", str(inv), "--state-dir", state_dir)
-    assert "reusing" in again.stderr
-    with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as fh:
-        assert [p["pid"] for p in json.load(fh)["processes"].values()] == pids[:3]
+        again = run_local_fleet("up", "--inventory", str(inv), "--state-dir", state_dir)
+        assert "reusing" in again.stderr
+        with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as fh:
+            assert [p["pid"] for p in json.load(fh)["processes"].values()] == pids[:3]
 
-    # the simulator can be stopped and started on its own
-    run_local_fleet("simulator", "stop", "--state-dir", state_dir)
-    assert not _alive(pids[3])
-    run_local_fleet("simulator", "start", "--state-dir", state_dir)
-    with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as fh:
-        sim_pid = json.load(fh)["simulator"]["pid"]
-    assert _alive(sim_pid) and sim_pid != pids[3]
+        # the simulator can be stopped and started on its own
+        run_local_fleet("simulator", "stop", "--state-dir", state_dir)
+        assert not _alive(pids[3])
+        run_local_fleet("simulator", "start", "--state-dir", state_dir)
+        with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as fh:
+            sim_pid = json.load(fh)["simulator"]["pid"]
+        assert _alive(sim_pid) and sim_pid != pids[3]
 
-    run_local_fleet("down", "--state-dir", state_dir)
-    for pid in pids[:3] + [sim_pid]:
-        assert not _alive(pid), f"pid {pid} still running after down"
-    assert not os.path.exists(state_dir) and not os.path.exists(etcd_dir)
+        run_local_fleet("down", "--state-dir", state_dir)
+        for pid in pids[:3] + [sim_pid]:
+            assert not _alive(pid), f"pid {pid} still running after down"
+        assert not os.path.exists(state_dir) and not os.path.exists(etcd_dir)
+    finally:
+        # a failed assertion above must not leave the servers running
+        if os.path.exists(state_dir):
+            run_local_fleet("down", "--state-dir", state_dir, check=False)
     assert run_local_fleet("status", "--state-dir", state_dir, check=False).returncode == 3

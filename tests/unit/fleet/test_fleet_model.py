@@ -1,8 +1,6 @@
 import json
 import time
 
-import pytest
-
 from ansible_collections.c5c3.gitops.plugins.module_utils.fleet_model import build_fleet
 from ansible_collections.c5c3.gitops.plugins.module_utils.fleet_objects import STAGES
 from ansible_collections.c5c3.gitops.plugins.module_utils.gitops_tree import render_tree

@@ -179,7 +179,7 @@ class WorkQueue:
                     return None
                 t = time.monotonic()
                 while self.timers and self.timers[0][0] <= t:
-                    _, _, key = heapq.heappop(self.timers)
+                    _unused, _unused, key = heapq.heappop(self.timers)
                     if key in self.processing:
                         self.dirty.add(key)
                     elif key not in self.queued:
@@ -229,7 +229,7 @@ class Store:
 
     def by_kind(self, kind):
         with self.lock:
-            return [o for (k, _, _), o in self.objs.items() if k == kind]
+            return [o for (k, _unused, _unused), o in self.objs.items() if k == kind]
 
     def upsert(self, key, obj, refs=()) -> bool:
         """Store obj unless an object with a newer resourceVersion is already there."""
@@ -374,9 +374,9 @@ class Simulator:
             return lambda **kw: self.core.list_secret_for_all_namespaces(
                 label_selector=f"{WATCH_LABEL}=Enabled", **kw)
         if kind == "Deployment":
-            return lambda **kw: self.apps.list_deployment_for_all_namespaces(**kw)
+            return self.apps.list_deployment_for_all_namespaces
         if kind == "Namespace":
-            return lambda **kw: self.core.list_namespace(**kw)
+            return self.core.list_namespace
         raise KeyError(kind)
 
     def _watch_loop(self, kind):
@@ -909,7 +909,7 @@ class Simulator:
         """Record the release like Helm's secret storage driver (type helm.sh/release.v1)."""
         core = client.CoreV1Api(api)
         n = int(last_version or 0) + 1
-        for _ in range(5):
+        for _unused in range(5):
             t = now_iso()
             rel = {"name": release, "namespace": target_ns, "version": n,
                    "info": {"first_deployed": t, "last_deployed": t, "deleted": "", "status": "deployed",
@@ -1069,8 +1069,9 @@ class Simulator:
 
     def reconcile_resourceset(self, key, obj) -> bool:
         status = self.handled(obj, {})
-        status["conditions"] = self.conditions(obj, [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
-                                                       "message": "Reconciliation finished in 0s"}], drop=("Reconciling",))
+        ready = {"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
+                 "message": "Reconciliation finished in 0s"}
+        status["conditions"] = self.conditions(obj, [ready], drop=("Reconciling",))
         self.patch_status(key, obj, status)
         return True
 
@@ -1259,7 +1260,7 @@ class Simulator:
                     failing += 1
                 else:
                     running += 1
-            g, v, _ = KINDS[kind]
+            g, v, _unused = KINDS[kind]
             recs.append({"apiVersion": f"{g}/{v}", "kind": kind,
                          "stats": {"running": running, "failing": failing, "suspended": suspended}})
         spec["reconcilers"] = recs

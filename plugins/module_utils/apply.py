@@ -290,7 +290,7 @@ class RawClient(object):
         if body is not None:
             headers["Content-Type"] = content_type
         try:
-            method, url, headers, body, _ = self.api.param_serialize(
+            method, url, headers, body, _unused = self.api.param_serialize(
                 method, path, query_params=list((query or {}).items()) or None,
                 header_params=headers, body=body, auth_settings=["BearerToken"],
             )
@@ -332,7 +332,7 @@ class Applier(object):
         items = []
         query = {"labelSelector": selector_string(selector), "limit": 500}
         while True:
-            _, data = self.raw.request("GET", flux_kinds.collection_path(info), query)
+            _unused, data = self.raw.request("GET", flux_kinds.collection_path(info), query)
             for item in data.get("items") or []:
                 item.setdefault("kind", info["kind"])
                 item.setdefault("apiVersion", info["api_version"])

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import base64
 import hashlib
+import os
 
 try:
     from ansible_collections.c5c3.gitops.plugins.module_utils.kubeconfig_check import KubeconfigError, check_kubeconfig
@@ -31,6 +32,14 @@ _CREDENTIAL_KEYS = ("token", "client-key-data", "client-certificate-data", "pass
 
 class KubeconfigSecretError(Exception):
     """The kubeconfig is unusable or the spoke cannot be reached with it; nothing was written."""
+
+
+def resolve_path(path, base=None):
+    """A kubeconfig path from the inventory: ~ expanded, relative paths taken from ``base``."""
+    path = os.path.expanduser(path)
+    if not os.path.isabs(path) and base:
+        path = os.path.join(base, path)
+    return path
 
 
 def load(text, label):
@@ -110,7 +119,7 @@ def spoke_client(kubeconfig, context, timeout):
 def probe(raw, cluster, server, secrets):
     """Reach the spoke: GET /version, then list one namespace (credentials valid and authorised)."""
     try:
-        _, version = raw.request("GET", "/version")
+        _unused, version = raw.request("GET", "/version")
     except ApiError as exc:
         raise KubeconfigSecretError("cluster %s: cannot reach the API server %s: %s" % (cluster, server, scrub(str(exc), secrets)))
     try:

@@ -21,7 +21,8 @@ description:
     that use it when it changes (rotation), and the ownership labels of the collection.
   - The kubeconfig never appears in the output, in error messages or in diffs; diffs show a hash.
   - The hub connection comes from the usual options (O(kubeconfig) is the B(hub's) kubeconfig).
-author: c5c3.gitops developers
+author:
+  - c5c3.gitops developers (@c5c3)
 extends_documentation_fragment:
   - c5c3.gitops.k8s_auth
 options:
@@ -86,10 +87,17 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Checks and probes the spoke, then a dry-run apply on the hub; nothing is written.
   diff_mode:
     support: full
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     details: Shows labels and a hash of the kubeconfig, never its content.
+  action_group:
+    support: full
+    description: Use C(group/c5c3.gitops.k8s) in C(module_defaults) to set defaults for this module.
+    membership:
+      - c5c3.gitops.k8s
 """
 
 EXAMPLES = r"""
@@ -136,7 +144,6 @@ checksum:
   type: str
 """
 
-import os
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
@@ -202,9 +209,7 @@ def _requests(module):
         for c in p["clusters"]:
             path = c.get("kubeconfig") if c["name"] not in contents else None
             if path:
-                path = os.path.expanduser(path)
-                if not os.path.isabs(path) and base:
-                    path = os.path.join(base, path)
+                path = ks.resolve_path(path, base)
             items.append(dict(name=c["name"], namespace=c.get("hub_namespace") or c.get("namespace"),
                               secret_name=c.get("kubeconfig_secret") or c.get("secret_name"), path=path,
                               content=contents.get(c["name"]), context=c.get("context"),

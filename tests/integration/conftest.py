@@ -57,7 +57,7 @@ def run_local_fleet(*args, check=True, env=None, timeout=1800) -> subprocess.Com
     e = dict(os.environ)
     e.setdefault("LOCAL_FLEET_PYTHON", sys.executable)
     e.update(env or {})
-    proc = subprocess.run([LOCAL_FLEET, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.run([LOCAL_FLEET, *args], check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=e, timeout=timeout)
     if check and proc.returncode != 0:
         raise RuntimeError(f"hack/local-fleet {' '.join(args)} failed ({proc.returncode}):\n"

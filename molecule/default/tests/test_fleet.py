@@ -35,7 +35,7 @@ def test_kubeconfigs_exist(host):
 
 @pytest.mark.parametrize("obj", FLUX_OBJECTS, ids=_id)
 def test_hub_object_ready_at_its_generation(obj):
-    _, custom = fleetcheck.clients("management")
+    _unused, custom = fleetcheck.clients("management")
     live = fleetcheck.get(custom, obj)
     assert live["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "c5c3.gitops"
     assert fleetcheck.is_ready(live), live.get("status")
@@ -43,7 +43,7 @@ def test_hub_object_ready_at_its_generation(obj):
 
 @pytest.mark.parametrize("cluster", [c for c in FLEET["clusters"] if c["kubeconfig_secret"]], ids=lambda c: c["name"])
 def test_kubeconfig_secret_matches_the_spoke(cluster):
-    core, _ = fleetcheck.clients("management")
+    core, _unused = fleetcheck.clients("management")
     secret = core.read_namespaced_secret(cluster["kubeconfig_secret"], cluster["hub_namespace"])
     assert secret.metadata.labels["reconcile.fluxcd.io/watch"] == "Enabled"
     stored = yaml.safe_load(base64.b64decode(secret.data["value"]))
@@ -56,7 +56,7 @@ def test_spoke_has_namespace_and_release_record(release):
     cluster = release["metadata"]["labels"]["gitops.c5c3.io/cluster"]
     spec = release["spec"]
     storage_ns = spec.get("storageNamespace") or spec.get("targetNamespace")
-    core, _ = fleetcheck.clients(cluster)
+    core, _unused = fleetcheck.clients(cluster)
     core.read_namespace(storage_ns)
     records = core.list_namespaced_secret(storage_ns, label_selector="owner=helm,name=%s" % spec["releaseName"]).items
     if not records:  # the simulator may not label its records like Helm does: fall back to the name

@@ -287,6 +287,7 @@ def test_fluxinstance_fluxreport_and_operator_deployment(hub):
         hub.apps.create_namespaced_deployment(ns, dep)
     except ApiException as exc:
         assert exc.status == 409
+
     def available(d):
         return d.status.available_replicas == 1 and d.status.observed_generation == d.metadata.generation
 
@@ -308,15 +309,15 @@ def test_fluxinstance_fluxreport_and_operator_deployment(hub):
     except ApiException as exc:
         assert exc.status == 409
     fi = hub.wait("FluxInstance", "flux", ready_at_generation, namespace=ns)
-    assert [c["name"] for c in fi["status"]["components"]] == ["source-controller", "kustomize-controller",
-                                                                "helm-controller"]
+    assert [c["name"] for c in fi["status"]["components"]] == [
+        "source-controller", "kustomize-controller", "helm-controller"]
     report = hub.wait("FluxReport", "flux",
                       lambda o: (o.get("spec") or {}).get("distribution", {}).get("status") == "Installed"
                       and (condition(o, "Ready") or {}).get("status") == "True", namespace=ns)
     spec = report["spec"]
     assert spec["distribution"]["version"].startswith("v2.")
-    assert {c["name"] for c in spec["components"]} == {"source-controller", "kustomize-controller",
-                                                        "helm-controller"}
+    assert {c["name"] for c in spec["components"]} == {
+        "source-controller", "kustomize-controller", "helm-controller"}
     assert all(c["ready"] for c in spec["components"])
     kinds = {r["kind"]: r for r in spec["reconcilers"]}
     assert set(kinds["FluxInstance"]["stats"]) == {"running", "failing", "suspended"}

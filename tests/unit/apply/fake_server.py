@@ -67,7 +67,7 @@ class FakeServer(object):
             return 200, copy.deepcopy(obj)
         if method == "GET":
             selector = dict(part.split("=", 1) for part in query.get("labelSelector", "").split(",") if part)
-            items = [copy.deepcopy(o) for (p, n, _), o in sorted(self.store.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2]))
+            items = [copy.deepcopy(o) for (p, n, _unused), o in sorted(self.store.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2]))
                      if p == plural and (ns is None or n == ns)
                      and all(((o["metadata"].get("labels") or {}).get(k) == v) for k, v in selector.items())]
             for item in items:

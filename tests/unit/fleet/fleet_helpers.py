@@ -73,4 +73,3 @@ def kubeconfig(user=None, server="https://10.0.0.1:6443", cluster_extra=None, na
         "clusters": [{"name": name, "cluster": cluster}],
         "users": [{"name": name + "-admin", "user": user if user is not None else {"token": "s3cr3t-token-value"}}],
     }
-

@@ -34,7 +34,7 @@ def tree(catalog):
 
 def test_first_render_creates_everything_then_nothing_changes(tree, tmp_path):
     dest = str(tmp_path / "repo")
-    created, updated, removed, _ = _render(tree, dest)
+    created, updated, removed, _unused = _render(tree, dest)
     assert sorted(created) == sorted(tree) and not updated and not removed
     before = _snapshot(dest)
     assert set(before) == set(tree) | {MANIFEST}
@@ -71,7 +71,7 @@ def test_files_no_longer_generated_are_removed_but_foreign_files_kept(catalog, t
         handle.write("mine\n")
     hv = {"storage": {"gitops_component_overrides": {"prysm": {"enabled": False}}}}
     smaller = render_tree(build_fleet(make_inventory(host_vars=hv), catalog))
-    created, updated, removed, _ = _render(smaller, dest)
+    created, updated, removed, _unused = _render(smaller, dest)
     assert removed == ["clusters/storage/hub/services/prysm.yaml"]
     assert "clusters/storage/hub/services/kustomization.yaml" in updated and not created
     assert not os.path.exists(os.path.join(dest, removed[0]))

@@ -114,9 +114,10 @@ def test_shared_directory_with_identical_manifests_is_written_once(catalog):
 
 
 def test_shared_directory_with_different_manifests_is_refused(catalog):
-    hv = {"hypervisor-eu-2": {"gitops_kustomization_overrides": {"labels-injector": {"manifests": [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "labels"}, "data": {"region": "eu-2"}}]}}},
-          "hypervisor-eu-1": {"gitops_kustomization_overrides": {"labels-injector": {"manifests": [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "labels"}, "data": {"region": "eu-1"}}]}}}}
+    def labels(region):
+        return {"gitops_kustomization_overrides": {"labels-injector": {"manifests": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "labels"}, "data": {"region": region}}]}}}
+
+    hv = {"hypervisor-eu-2": labels("eu-2"), "hypervisor-eu-1": labels("eu-1")}
     with pytest.raises(TreeError, match="apps/labels-injector/configmap-labels.yaml: ConfigMap labels is generated twice"):
         render_tree(build_fleet(make_inventory(layout=TWO_REGIONS, host_vars=hv), catalog))

@@ -211,7 +211,6 @@ def bench_fleet(name, state_dir, spokes, with_loop, workroot):
     r["kubectl_first"] = kubectl(hub, manifest, "%s kubectl first" % name)
     r["kubectl_noop"] = kubectl(hub, manifest, "%s kubectl no-op" % name)
     kubectl_delete(hub, manifest)
-    run(["ansible-playbook", os.path.join("molecule", "shared", "prepare.yml"), "-i", inventory])
     r["site_first"], r["site_first_gating"], _unused = site(inventory, "%s site.yml first" % name)
     r["site_noop"], r["site_noop_gating"], r["site_noop_changed"] = site(inventory, "%s site.yml no-op" % name)
     if with_loop:

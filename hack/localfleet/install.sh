@@ -47,14 +47,18 @@ if [[ -n "${C5C3_KUBE_ASSETS:-}" ]]; then
 fi
 
 # 2. cache hit -----------------------------------------------------------------------------------
-if [[ -x "$ASSETS/kube-apiserver" && ! -e "$ASSETS/etcd" && -x /usr/bin/etcd ]]; then
-    ln -sfn /usr/bin/etcd "$ASSETS/etcd"
-fi
-if check_assets "$ASSETS"; then
-    log "cached: $ASSETS ($("$ASSETS/kube-apiserver" --version 2>&1))"
-    echo "$ASSETS"
-    exit 0
-fi
+# Prints the cached assets and ends the script when the cache holds a runnable pair.
+exit_if_cached() {
+    if [[ -x "$ASSETS/kube-apiserver" && ! -e "$ASSETS/etcd" && -x /usr/bin/etcd ]]; then
+        ln -sfn /usr/bin/etcd "$ASSETS/etcd"
+    fi
+    if check_assets "$ASSETS"; then
+        log "cached: $ASSETS ($("$ASSETS/kube-apiserver" --version 2>&1))"
+        echo "$ASSETS"
+        exit 0
+    fi
+}
+exit_if_cached
 
 # 3. build ---------------------------------------------------------------------------------------
 # One build at a time per cache (concurrent sessions/CI jobs): wait, then look at the cache again.
@@ -65,14 +69,7 @@ if command -v flock >/dev/null; then
         log "another install is building kube-apiserver $KUBE_VERSION: waiting for it"
         flock 9
     fi
-    if [[ -x "$ASSETS/kube-apiserver" && ! -e "$ASSETS/etcd" && -x /usr/bin/etcd ]]; then
-        ln -sfn /usr/bin/etcd "$ASSETS/etcd"
-    fi
-    if check_assets "$ASSETS"; then
-        log "cached: $ASSETS ($("$ASSETS/kube-apiserver" --version 2>&1))"
-        echo "$ASSETS"
-        exit 0
-    fi
+    exit_if_cached  # the build we waited for may have filled the cache
 fi
 START=$(date +%s)
 [[ "$(id -u)" == 0 ]] || command -v sudo >/dev/null || die "installing packages needs root (or sudo)" \

@@ -13,8 +13,11 @@ class ModuleDocFragment(object):
 options:
   kubeconfig:
     description:
-      - Path to a kubeconfig file, or the kubeconfig itself as a dictionary (for a kubeconfig
-        kept in a vault-encrypted variable; it is then never written to disk).
+      - Path to a kubeconfig file, or the kubeconfig itself as a dictionary or as its YAML text
+        (for a kubeconfig kept in a vault-encrypted variable; it is then never written to disk).
+      - Given inline, its credentials (tokens, client keys and certificates, passwords) and a text
+        as a whole are registered as no_log values before anything is logged, so they never
+        appear in the output at any verbosity or in diffs; the rest stays readable.
       - Defaults to E(K8S_AUTH_KUBECONFIG), then C(~/.kube/config).
     type: raw
   context:

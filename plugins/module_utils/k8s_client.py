@@ -14,7 +14,15 @@ __metaclass__ = type
 
 import os
 
+try:
+    from ansible_collections.c5c3.gitops.plugins.module_utils.kube_secrets import looks_like_content
+except ImportError:  # pragma: no cover - running outside the collection layout
+    from kube_secrets import looks_like_content  # type: ignore
+
 K8S_AUTH_ARGSPEC = dict(
+    # Deliberately not no_log=True: for a mapping, Ansible would mask every leaf ("v1", names,
+    # the server URL) as a substring of everything the module returns. KubeModule registers the
+    # kubeconfig's credentials (or a kubeconfig text as a whole) as no_log values instead.
     kubeconfig=dict(type="raw", no_log=False),
     context=dict(type="str"),
     host=dict(type="str"),
@@ -50,6 +58,17 @@ def auth_params(params):
         if value is None and key in _ENV:
             value = os.environ.get(_ENV[key])
         out[key] = value
+    kubeconfig = out.get("kubeconfig")
+    if isinstance(kubeconfig, bytes):
+        kubeconfig = kubeconfig.decode("utf-8")
+    if looks_like_content(kubeconfig):  # the kubeconfig's text itself, not a path
+        try:
+            import yaml
+            out["kubeconfig"] = yaml.safe_load(kubeconfig)
+        except Exception:  # never quote the text: YAML errors would
+            raise K8sClientError("the kubeconfig option holds text that is not a valid kubeconfig (YAML)")
+        if not isinstance(out["kubeconfig"], dict):
+            raise K8sClientError("the kubeconfig option holds text that is not a kubeconfig mapping")
     if out.get("validate_certs") is None:
         env = os.environ.get("K8S_AUTH_VERIFY_SSL")
         if env is not None:

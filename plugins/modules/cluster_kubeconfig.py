@@ -147,8 +147,7 @@ checksum:
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.c5c3.gitops.plugins.module_utils import kubeconfig_secret as ks
 from ansible_collections.c5c3.gitops.plugins.module_utils.apply import Applier, ApplyError, light_client
 from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
@@ -164,7 +163,9 @@ def argspec():
     spec.update(
         cluster=dict(type="str"),
         clusters=dict(type="list", elements="dict"),
-        kubeconfig_contents=dict(type="dict", no_log=True),
+        # Not no_log: Ansible would mask every leaf of mapping values (names, "v1", server URLs)
+        # in the whole result. KubeModule registers the texts and their credentials instead.
+        kubeconfig_contents=dict(type="dict", no_log=False),
         kubeconfig_base_dir=dict(type="path"),
         workers=dict(type="int", default=8),
         namespace=dict(type="str"),
@@ -278,11 +279,12 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(
+    module = KubeModule(
         argument_spec=argspec(),
         supports_check_mode=True,
         mutually_exclusive=[("kubeconfig_path", "kubeconfig_content"), ("cluster", "clusters")],
         required_one_of=[("cluster", "clusters")],
+        kubeconfig_options=("kubeconfig", "kubeconfig_content", "kubeconfig_contents"),
     )
     try:
         result = run(module)

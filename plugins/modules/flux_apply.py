@@ -162,8 +162,7 @@ namespaces_created:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.c5c3.gitops.plugins.module_utils.apply import Applier, ApplyError, light_client
 from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
     K8S_AUTH_ARGSPEC,
@@ -198,7 +197,7 @@ def argspec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+    module = KubeModule(argument_spec=argspec(), supports_check_mode=True)
     p = module.params
     try:
         # Plain kubeconfig credentials: urllib3 directly (no kubernetes import); else the library.

@@ -125,8 +125,7 @@ api_requests:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
     K8S_AUTH_ARGSPEC,
     K8sClientError,
@@ -152,7 +151,7 @@ def argspec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+    module = KubeModule(argument_spec=argspec(), supports_check_mode=True)
     p = module.params
     source = None
     try:

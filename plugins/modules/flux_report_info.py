@@ -102,8 +102,7 @@ api_requests:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.c5c3.gitops.plugins.module_utils import flux_kinds
 from ansible_collections.c5c3.gitops.plugins.module_utils.flux_report import summarize
 from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
@@ -126,7 +125,7 @@ def argspec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+    module = KubeModule(argument_spec=argspec(), supports_check_mode=True)
     p = module.params
     try:
         source = KubeSource(build_api_client(p), request_timeout(p))

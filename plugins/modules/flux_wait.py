@@ -177,8 +177,7 @@ relists:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
     K8S_AUTH_ARGSPEC,
     K8sClientError,
@@ -208,7 +207,7 @@ def argspec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True,
+    module = KubeModule(argument_spec=argspec(), supports_check_mode=True,
                            required_one_of=[("objects", "selectors")])
     p = module.params
     try:

@@ -25,13 +25,14 @@ from ansible_collections.c5c3.gitops.plugins.module_utils.kube_errors import Kub
 
 ApiError = KubeError  # the name callers and tests used for the apply sink's API errors
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "c5c3.gitops"
-STAGE_LABEL = "gitops.c5c3.io/stage"
-CLUSTER_LABEL = "gitops.c5c3.io/cluster"
+# Ownership labels and per-kind facts: the one kind table.
+MANAGED_BY = flux_kinds.MANAGED_BY
+MANAGED_BY_VALUE = flux_kinds.MANAGED_BY_VALUE
+STAGE_LABEL = flux_kinds.STAGE_LABEL
+CLUSTER_LABEL = flux_kinds.CLUSTER_LABEL
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 REDACTED = "<redacted>"
-DEFAULT_PRUNE_KINDS = ("HelmRelease", "Kustomization")
+DEFAULT_PRUNE_KINDS = flux_kinds.kinds_where(prune_default=True)
 # Metadata the server owns; ignored when comparing a dry-run result with the live object.
 _SERVER_METADATA = ("resourceVersion", "generation", "managedFields", "uid", "creationTimestamp",
                     "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
@@ -399,11 +400,8 @@ class Applier(object):
         """Apply ``objects``; returns {changed, applied, pruned, diff}. Raises ApplyError."""
         entries = normalize(objects, default_namespace)
         # Namespaces and Secrets first: the rest may reference them (kubeConfig, pullSecret).
-        batches = [
-            [e for e in entries if e["info"]["kind"] == "Namespace"],
-            [e for e in entries if e["info"]["kind"] in ("Secret", "ConfigMap")],
-            [e for e in entries if e["info"]["kind"] not in ("Namespace", "Secret", "ConfigMap")],
-        ]
+        orders = sorted(set(e["info"]["apply_order"] for e in entries))
+        batches = [[e for e in entries if e["info"]["apply_order"] == order] for order in orders]
         created_ns, missing_ns = [], set()
         # Connection, credential and permission failures propagate as the KubeError they are:
         # its message names the cluster and the request.
@@ -470,6 +468,9 @@ class Applier(object):
                 infos[kind] = flux_kinds.lookup(kind)
             except flux_kinds.UnknownKindError as exc:
                 raise ApplyError("prune.kinds: %s" % exc)
+            if not infos[kind]["prunable"]:
+                raise ApplyError("prune.kinds: %s is not prunable (prunable kinds: %s)"
+                                 % (kind, ", ".join(flux_kinds.kinds_where(prunable=True))))
             live.extend(self.list_kind(infos[kind], selector))
         doomed = select_prune(live, desired, selector, kinds, lambda k: infos[k]["group"], keep_keys(prune.get("keep")))
 

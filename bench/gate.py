@@ -53,7 +53,8 @@ sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
 from kubernetes import client, config  # noqa: E402
 
-from ansible_collections.c5c3.gitops.plugins.module_utils.waiter import KubeSource, Waiter  # noqa: E402
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube import client_from_kubeconfig  # noqa: E402
+from ansible_collections.c5c3.gitops.plugins.module_utils.waiter import Waiter  # noqa: E402
 
 GROUP, VERSION, PLURAL = "helm.toolkit.fluxcd.io", "v2", "helmreleases"
 LABEL = "bench.c5c3.io/set"
@@ -186,7 +187,7 @@ class Tools(object):
         return client.ApiClient(cfg)
 
     def flux_wait_inproc(self, ns, selector, timeout):
-        source = KubeSource(self.hub_api(), 30)
+        source = client_from_kubeconfig(self.hub.kubeconfig, timeout=30)
 
         def run():
             result = Waiter(source).wait(selectors=[{"kind": "HelmRelease", "namespace": ns, "label_selector": selector}],

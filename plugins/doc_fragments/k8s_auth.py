@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: c5c3.gitops contributors
 # Apache License 2.0 (see LICENSE)
-"""Connection options; pairs with K8S_AUTH_ARGSPEC in plugins/module_utils/k8s_client.py."""
+"""Connection options; pairs with K8S_AUTH_ARGSPEC in plugins/module_utils/kube_auth.py."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,8 +13,11 @@ class ModuleDocFragment(object):
 options:
   kubeconfig:
     description:
-      - Path to a kubeconfig file, or the kubeconfig itself as a dictionary (for a kubeconfig
-        kept in a vault-encrypted variable; it is then never written to disk).
+      - Path to a kubeconfig file, or the kubeconfig itself as a dictionary or as its YAML text
+        (for a kubeconfig kept in a vault-encrypted variable; it is then never written to disk).
+      - Given inline, its credentials (tokens, client keys and certificates, passwords) and a text
+        as a whole are registered as no_log values before anything is logged, so they never
+        appear in the output at any verbosity or in diffs; the rest stays readable.
       - Defaults to E(K8S_AUTH_KUBECONFIG), then C(~/.kube/config).
     type: raw
   context:
@@ -46,8 +49,14 @@ options:
     description: Timeout in seconds of a single API request (not of a wait).
     type: int
     default: 30
+notes:
+  - Requests are retried (bounded, with backoff) on C(429), on C(5xx) and dropped connections when
+    they are idempotent, and when a connection could not be opened. Every failure names the cluster
+    (server URL and kubeconfig context), the request and what to check (connection refused, DNS,
+    TLS verification, C(401) wrong or expired credential, C(403) the missing permission, timeouts).
 requirements:
   - python >= 3.9
-  - kubernetes >= 24.2.0
-  - jsonpatch
+  - urllib3
+  - PyYAML
+  - the Python C(kubernetes) library only for kubeconfigs with a legacy C(auth-provider)
 """

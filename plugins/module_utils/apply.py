@@ -5,8 +5,8 @@
 
 Pure helpers (normalising input, changed detection, prune selection, diff views with Secret
 redaction) come first and import nothing from Ansible or kubernetes, so unit tests exercise
-them directly. ``Applier`` does the I/O: raw REST calls on a ``kubernetes.client.ApiClient``
-from a thread pool. It does no API discovery (kinds resolve through ``flux_kinds``) and one
+them directly. ``Applier`` does the I/O: REST calls through the collection's one client
+(kube.KubeClient) from a thread pool. It does no API discovery (kinds resolve through ``flux_kinds``) and one
 LIST per kind serves both changed detection and prune, so a no-op run costs one PATCH per
 object plus one LIST per kind.
 """
@@ -20,18 +20,19 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-try:
-    from ansible_collections.c5c3.gitops.plugins.module_utils import flux_kinds
-except ImportError:  # pragma: no cover - running outside the collection layout
-    import flux_kinds  # type: ignore
+from ansible_collections.c5c3.gitops.plugins.module_utils import flux_kinds
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_errors import KubeError
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "c5c3.gitops"
-STAGE_LABEL = "gitops.c5c3.io/stage"
-CLUSTER_LABEL = "gitops.c5c3.io/cluster"
+ApiError = KubeError  # the name callers and tests used for the apply sink's API errors
+
+# Ownership labels and per-kind facts: the one kind table.
+MANAGED_BY = flux_kinds.MANAGED_BY
+MANAGED_BY_VALUE = flux_kinds.MANAGED_BY_VALUE
+STAGE_LABEL = flux_kinds.STAGE_LABEL
+CLUSTER_LABEL = flux_kinds.CLUSTER_LABEL
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 REDACTED = "<redacted>"
-DEFAULT_PRUNE_KINDS = ("HelmRelease", "Kustomization")
+DEFAULT_PRUNE_KINDS = flux_kinds.kinds_where(prune_default=True)
 # Metadata the server owns; ignored when comparing a dry-run result with the live object.
 _SERVER_METADATA = ("resourceVersion", "generation", "managedFields", "uid", "creationTimestamp",
                     "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
@@ -43,6 +44,11 @@ class ApplyError(Exception):
     def __init__(self, message, applied=None):
         super(ApplyError, self).__init__(message)
         self.applied = applied or []
+
+    @property
+    def result(self):
+        """Fields a failing module returns with it (KubeModule.run)."""
+        return {"applied": self.applied, "pruned": [], "changed": any(a.get("changed") for a in self.applied)}
 
 
 # --- pure helpers ---------------------------------------------------------------------------------
@@ -271,54 +277,14 @@ def result_entry(info, manifest, response, changed, created):
 
 # --- I/O --------------------------------------------------------------------------------------------
 
-class ApiError(Exception):
-    def __init__(self, status, message, reason=None):
-        super(ApiError, self).__init__(message)
-        self.status = status
-        self.reason = reason
-
-
-class RawClient(object):
-    """Minimal JSON-over-REST on a kubernetes ApiClient (thread-safe: urllib3 pool underneath)."""
-
-    def __init__(self, api_client, timeout=30):
-        self.api = api_client
-        self.timeout = timeout
-
-    def request(self, method, path, query=None, body=None, content_type="application/json"):
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        try:
-            method, url, headers, body, _unused = self.api.param_serialize(
-                method, path, query_params=list((query or {}).items()) or None,
-                header_params=headers, body=body, auth_settings=["BearerToken"],
-            )
-            response = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=self.timeout)
-            response.read()
-        except ApiError:
-            raise
-        except Exception as exc:  # urllib3 connection errors, TLS errors, ApiException(status=0)
-            raise ApiError(0, "%s %s: %s" % (method, path, exc))
-        raw = response.data
-        try:
-            data = json.loads(raw) if raw else {}
-        except ValueError:
-            data = {"message": raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)}
-        if response.status >= 400:
-            message = data.get("message") if isinstance(data, dict) else None
-            raise ApiError(response.status, message or "HTTP %s" % response.status,
-                           data.get("reason") if isinstance(data, dict) else None)
-        return response.status, data
-
-
 class Applier(object):
     """Server-side apply of a set of objects, then optional prune of owned leftovers."""
 
-    def __init__(self, api_client, field_manager="c5c3.gitops", force_conflicts=True, workers=8,
-                 timeout=30, check_mode=False, diff=False, create_namespaces=True):
-        # api_client: a kubernetes ApiClient, or anything with RawClient's request() (LightClient)
-        self.raw = api_client if hasattr(api_client, "request") and not hasattr(api_client, "call_api") else RawClient(api_client, timeout)
+    def __init__(self, client, field_manager="c5c3.gitops", force_conflicts=True, workers=8,
+                 timeout=None, check_mode=False, diff=False, create_namespaces=True):
+        # client: a kube.KubeClient (or anything with its request(); the unit tests' fake server).
+        # ``timeout`` is unused (the client has its own), kept for callers that pass it.
+        self.raw = client
         self.field_manager = field_manager
         self.force = force_conflicts
         self.workers = max(1, int(workers))
@@ -345,7 +311,7 @@ class Applier(object):
     def get(self, info, namespace, name):
         try:
             return self.raw.request("GET", flux_kinds.object_path(info, namespace, name))[1]
-        except ApiError as exc:
+        except KubeError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -367,7 +333,7 @@ class Applier(object):
             try:
                 for obj in self.list_kind(info, {MANAGED_BY: MANAGED_BY_VALUE}):
                     before[key_of(obj, info["group"])] = obj
-            except ApiError as exc:
+            except KubeError as exc:
                 if exc.status != 403:
                     raise
                 listed_kinds.pop(kind)  # no cluster-wide list right: fall back to GETs
@@ -407,7 +373,7 @@ class Applier(object):
             try:
                 self.raw.request("POST", flux_kinds.collection_path(info), body={
                     "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-            except ApiError as exc:
+            except KubeError as exc:
                 if exc.status != 409:  # 409: created meanwhile
                     raise
                 return None, None
@@ -434,18 +400,14 @@ class Applier(object):
         """Apply ``objects``; returns {changed, applied, pruned, diff}. Raises ApplyError."""
         entries = normalize(objects, default_namespace)
         # Namespaces and Secrets first: the rest may reference them (kubeConfig, pullSecret).
-        batches = [
-            [e for e in entries if e["info"]["kind"] == "Namespace"],
-            [e for e in entries if e["info"]["kind"] in ("Secret", "ConfigMap")],
-            [e for e in entries if e["info"]["kind"] not in ("Namespace", "Secret", "ConfigMap")],
-        ]
+        orders = sorted(set(e["info"]["apply_order"] for e in entries))
+        batches = [[e for e in entries if e["info"]["apply_order"] == order] for order in orders]
         created_ns, missing_ns = [], set()
-        try:
-            before = self.prefetch(entries)
-            if entries:
-                created_ns, missing_ns = self.ensure_namespaces(entries)
-        except ApiError as exc:
-            raise ApplyError("reading the live objects failed: %s" % exc)
+        # Connection, credential and permission failures propagate as the KubeError they are:
+        # its message names the cluster and the request.
+        before = self.prefetch(entries)
+        if entries:
+            created_ns, missing_ns = self.ensure_namespaces(entries)
         results = {}
         diffs = []
         errors = []
@@ -458,7 +420,7 @@ class Applier(object):
             try:
                 status, obj = self.apply_one(entry)
                 return entry, status, obj, None
-            except ApiError as exc:
+            except KubeError as exc:
                 return entry, None, None, exc
 
         for batch in batches:
@@ -501,12 +463,15 @@ class Applier(object):
         desired = set(e["key"] for e in entries)
         live = []
         infos = {}
-        try:
-            for kind in kinds:
+        for kind in kinds:
+            try:
                 infos[kind] = flux_kinds.lookup(kind)
-                live.extend(self.list_kind(infos[kind], selector))
-        except (ApiError, flux_kinds.UnknownKindError) as exc:
-            raise ApplyError("listing prune candidates failed: %s" % exc)
+            except flux_kinds.UnknownKindError as exc:
+                raise ApplyError("prune.kinds: %s" % exc)
+            if not infos[kind]["prunable"]:
+                raise ApplyError("prune.kinds: %s is not prunable (prunable kinds: %s)"
+                                 % (kind, ", ".join(flux_kinds.kinds_where(prunable=True))))
+            live.extend(self.list_kind(infos[kind], selector))
         doomed = select_prune(live, desired, selector, kinds, lambda k: infos[k]["group"], keep_keys(prune.get("keep")))
 
         def delete(obj):
@@ -518,7 +483,7 @@ class Applier(object):
                         "preconditions": {"uid": m.get("uid")}}
                 try:
                     self.raw.request("DELETE", flux_kinds.object_path(info, m.get("namespace"), m["name"]), body=body)
-                except ApiError as exc:
+                except KubeError as exc:
                     if exc.status not in (404, 409):
                         return obj, exc
             return obj, None
@@ -537,143 +502,3 @@ class Applier(object):
         if errors:
             raise ApplyError("prune failed for %d object(s): %s" % (len(errors), "; ".join(errors[:10])))
         return out
-
-
-# --- a light client --------------------------------------------------------------------------------
-# Importing the kubernetes package costs 0.4-1 s per module run (it loads every API model), more
-# than a no-op apply of a whole stage. The apply sink needs only JSON over HTTPS, so for the usual
-# kubeconfig credentials (token, client certificate, basic auth) it talks urllib3 directly and
-# imports kubernetes only for anything else (exec plugins, auth-providers, explicit host/api_key).
-
-class LightClient(object):
-    """JSON-over-REST with credentials from a kubeconfig; same interface as RawClient."""
-
-    def __init__(self, server, headers, ssl_kwargs, timeout=30, workers=8, tmpdir=None):
-        import urllib3
-        self.server = server.rstrip("/")
-        self.headers = headers
-        self.timeout = timeout
-        self._tmpdir = tmpdir
-        self.pool = urllib3.PoolManager(maxsize=max(1, workers), retries=False, **ssl_kwargs)
-
-    def close(self):
-        if self._tmpdir:
-            import shutil
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
-
-    def __del__(self):
-        self.close()
-
-    def request(self, method, path, query=None, body=None, content_type="application/json"):
-        try:
-            from urllib.parse import urlencode
-        except ImportError:  # pragma: no cover - Python 2
-            from urllib import urlencode
-        url = self.server + path
-        if query:
-            url += "?" + urlencode(query)
-        headers = dict(self.headers, Accept="application/json")
-        data = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            data = json.dumps(body).encode("utf-8")
-        try:
-            response = self.pool.request(method, url, body=data, headers=headers, timeout=self.timeout)
-        except Exception as exc:  # connection refused, TLS errors, timeouts
-            raise ApiError(0, "%s %s: %s" % (method, path, exc))
-        raw = response.data
-        try:
-            payload = json.loads(raw) if raw else {}
-        except ValueError:
-            payload = {"message": raw.decode("utf-8", "replace")}
-        if response.status >= 400:
-            message = payload.get("message") if isinstance(payload, dict) else None
-            raise ApiError(response.status, message or "HTTP %s" % response.status,
-                           payload.get("reason") if isinstance(payload, dict) else None)
-        return response.status, payload
-
-
-def _named(items, key):
-    return dict((i.get("name"), i.get(key) or {}) for i in items or [] if isinstance(i, dict))
-
-
-def light_client(params, timeout=30, workers=8):
-    """A LightClient for the auth params, or None when the kubernetes library must handle them."""
-    import base64
-    import os
-    import tempfile
-    try:
-        from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import auth_params
-    except ImportError:  # pragma: no cover
-        from k8s_client import auth_params  # type: ignore
-    p = auth_params(params)
-    if p.get("host") or p.get("api_key"):
-        return None
-    kubeconfig = p.get("kubeconfig")
-    if not isinstance(kubeconfig, dict):
-        path = os.path.expanduser(kubeconfig or "~/.kube/config")
-        if os.pathsep in path:  # KUBECONFIG-style lists: leave merging to the library
-            return None
-        try:
-            import yaml
-            with open(path) as handle:
-                kubeconfig = yaml.safe_load(handle)
-        except Exception:
-            return None
-        base = os.path.dirname(os.path.abspath(path))
-    else:
-        base = os.getcwd()
-    if not isinstance(kubeconfig, dict):
-        return None
-    contexts = _named(kubeconfig.get("contexts"), "context")
-    ctx = contexts.get(p.get("context") or kubeconfig.get("current-context"))
-    if not ctx:
-        return None
-    cluster = _named(kubeconfig.get("clusters"), "cluster").get(ctx.get("cluster"))
-    user = _named(kubeconfig.get("users"), "user").get(ctx.get("user"))
-    if not cluster or not cluster.get("server") or user is None or user.get("exec") or user.get("auth-provider"):
-        return None
-    tmpdir = tempfile.mkdtemp(prefix="c5c3-apply-")
-
-    def material(data_key, file_key, holder):
-        if holder.get(data_key):
-            target = os.path.join(tmpdir, data_key)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(base64.b64decode(holder[data_key]))
-            return target
-        if holder.get(file_key):
-            return holder[file_key] if os.path.isabs(holder[file_key]) else os.path.join(base, holder[file_key])
-        return None
-
-    headers = {}
-    ssl_kwargs = {}
-    if user.get("token"):
-        headers["Authorization"] = "Bearer %s" % user["token"]
-    elif user.get("tokenFile"):
-        with open(material("", "tokenFile", user)) as handle:
-            headers["Authorization"] = "Bearer %s" % handle.read().strip()
-    elif user.get("username") and user.get("password"):
-        import urllib3
-        headers.update(urllib3.make_headers(basic_auth="%s:%s" % (user["username"], user["password"])))
-    cert = material("client-certificate-data", "client-certificate", user)
-    key = material("client-key-data", "client-key", user)
-    if cert and key:
-        ssl_kwargs.update(cert_file=cert, key_file=key)
-    verify = p.get("validate_certs")
-    if verify is None:
-        verify = not cluster.get("insecure-skip-tls-verify", False)
-    if cluster["server"].startswith("https://"):
-        if verify:
-            ca = p.get("ca_cert") or material("certificate-authority-data", "certificate-authority", cluster)
-            ssl_kwargs["cert_reqs"] = "CERT_REQUIRED"
-            if ca:
-                ssl_kwargs["ca_certs"] = ca
-            if cluster.get("tls-server-name"):
-                ssl_kwargs["server_hostname"] = cluster["tls-server-name"]
-        else:
-            ssl_kwargs["cert_reqs"] = "CERT_NONE"
-    if p.get("client_cert") and p.get("client_key"):
-        ssl_kwargs.update(cert_file=p["client_cert"], key_file=p["client_key"])
-    return LightClient(cluster["server"], headers, ssl_kwargs, timeout=timeout, workers=workers, tmpdir=tmpdir)

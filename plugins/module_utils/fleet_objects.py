@@ -14,23 +14,19 @@ __metaclass__ = type
 
 import copy
 
-MANAGED_BY = "c5c3.gitops"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_STAGE = "gitops.c5c3.io/stage"
-LABEL_CLUSTER = "gitops.c5c3.io/cluster"
+from ansible_collections.c5c3.gitops.plugins.module_utils import flux_kinds
+
+# Ownership labels and apiVersions: the one kind table (flux_kinds).
+MANAGED_BY = flux_kinds.MANAGED_BY_VALUE
+LABEL_MANAGED_BY = flux_kinds.MANAGED_BY
+LABEL_STAGE = flux_kinds.STAGE_LABEL
+LABEL_CLUSTER = flux_kinds.CLUSTER_LABEL
 LABEL_WATCH = "reconcile.fluxcd.io/watch"
 
 STAGES = ("bootstrap", "instance", "clusters", "sources", "kustomizations", "infrastructure", "services")
 
-API = {
-    "FluxInstance": "fluxcd.controlplane.io/v1",
-    "HelmRepository": "source.toolkit.fluxcd.io/v1",
-    "GitRepository": "source.toolkit.fluxcd.io/v1",
-    "OCIRepository": "source.toolkit.fluxcd.io/v1",
-    "Kustomization": "kustomize.toolkit.fluxcd.io/v1",
-    "HelmRelease": "helm.toolkit.fluxcd.io/v2",
-    "Namespace": "v1",
-}
+API = dict((kind, flux_kinds.api_version(kind)) for kind in (
+    "FluxInstance", "HelmRepository", "GitRepository", "OCIRepository", "Kustomization", "HelmRelease", "Namespace"))
 
 
 def deep_merge(base, override):

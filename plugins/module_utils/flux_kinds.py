@@ -1,34 +1,95 @@
 # -*- coding: utf-8 -*-
 # Copyright: c5c3.gitops contributors
 # Apache License 2.0 (see LICENSE)
-"""Kind -> REST coordinates of every kind the collection reads, writes or waits on.
+"""The facts of every kind the collection builds, writes, reads, waits on, reconciles or prunes.
 
-A plain table instead of API discovery: discovery costs a round trip per group and the
-versions below are the ones the collection is written against (Flux 2.7, Flux Operator,
-External Secrets Operator v1). Shared by the gate (waiter) and the apply sink.
+ONE table: the model (fleet_objects: apiVersions, ownership labels), the gate (readiness:
+which policy decides readiness, whether dependsOn counts), reconcile (which kinds answer a
+request, which take forceAt/resetAt), the apply sink (write order, what may be pruned and what
+is by default) and the registration role (the kinds that use a spoke's kubeconfig, through the
+``c5c3.gitops.flux_kind`` filter) all read it. A new kind is one entry here.
+
+A plain table instead of API discovery: discovery costs a round trip per group and the versions
+below are the ones the collection is written against (Flux 2.7, Flux Operator, External
+Secrets Operator v1).
+
+Per kind:
+- ``group``, ``version``, ``plural``, ``namespaced``: REST coordinates
+- ``readiness``: ``conditions`` (Ready/Stalled at the current generation; ``strict``: the
+  controller always records the generation, a Ready without one is not trusted),
+  ``existence`` (ready once it exists), ``rollout`` (Deployment rollout status);
+  ``oci_static``: an OCI HelmRepository has no status and is ready by existing
+- ``depends_on``: spec.dependsOn names objects the gate follows in its chains
+- ``reconcilable``: its controller answers reconcile.fluxcd.io/requestedAt
+  (``force_reset``: also forceAt/resetAt)
+- ``prunable``: the apply sink may delete owned leftovers of it (``prune_default``: it does
+  unless told otherwise); never for what controllers generate themselves
+- ``apply_order``: write batch (namespaces, then what others reference, then the rest)
+- ``uses_kubeconfig``: can deploy to a spoke through spec.kubeConfig (reconciled on rotation)
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+# Ownership labels: every object the model builds carries them; prune only touches objects with
+# MANAGED_BY=MANAGED_BY_VALUE (and the stage/cluster asked for).
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "c5c3.gitops"
+STAGE_LABEL = "gitops.c5c3.io/stage"
+CLUSTER_LABEL = "gitops.c5c3.io/cluster"
+OWNERSHIP_LABELS = (MANAGED_BY, STAGE_LABEL, CLUSTER_LABEL)
+
+_FLUX = dict(namespaced=True, readiness="conditions", strict=True, depends_on=False, reconcilable=True,
+             force_reset=False, prunable=True, prune_default=False, apply_order=2, uses_kubeconfig=False,
+             oci_static=False)
+
+
+def _kind(group, version, plural, **facts):
+    entry = dict(_FLUX, group=group, version=version, plural=plural)
+    entry.update(facts)
+    return entry
+
+
 KINDS = {
-    "FluxInstance": {"group": "fluxcd.controlplane.io", "version": "v1", "plural": "fluxinstances", "namespaced": True},
-    "FluxReport": {"group": "fluxcd.controlplane.io", "version": "v1", "plural": "fluxreports", "namespaced": True},
-    "ResourceSet": {"group": "fluxcd.controlplane.io", "version": "v1", "plural": "resourcesets", "namespaced": True},
-    "Kustomization": {"group": "kustomize.toolkit.fluxcd.io", "version": "v1", "plural": "kustomizations", "namespaced": True},
-    "HelmRelease": {"group": "helm.toolkit.fluxcd.io", "version": "v2", "plural": "helmreleases", "namespaced": True},
-    "GitRepository": {"group": "source.toolkit.fluxcd.io", "version": "v1", "plural": "gitrepositories", "namespaced": True},
-    "OCIRepository": {"group": "source.toolkit.fluxcd.io", "version": "v1", "plural": "ocirepositories", "namespaced": True},
-    "HelmRepository": {"group": "source.toolkit.fluxcd.io", "version": "v1", "plural": "helmrepositories", "namespaced": True},
-    "HelmChart": {"group": "source.toolkit.fluxcd.io", "version": "v1", "plural": "helmcharts", "namespaced": True},
-    "Bucket": {"group": "source.toolkit.fluxcd.io", "version": "v1", "plural": "buckets", "namespaced": True},
-    "Deployment": {"group": "apps", "version": "v1", "plural": "deployments", "namespaced": True},
-    "Secret": {"group": "", "version": "v1", "plural": "secrets", "namespaced": True},
-    "ConfigMap": {"group": "", "version": "v1", "plural": "configmaps", "namespaced": True},
-    "Namespace": {"group": "", "version": "v1", "plural": "namespaces", "namespaced": False},
-    "ExternalSecret": {"group": "external-secrets.io", "version": "v1", "plural": "externalsecrets", "namespaced": True},
+    "FluxInstance": _kind("fluxcd.controlplane.io", "v1", "fluxinstances", prunable=False),
+    "FluxReport": _kind("fluxcd.controlplane.io", "v1", "fluxreports", strict=False, prunable=False),
+    "ResourceSet": _kind("fluxcd.controlplane.io", "v1", "resourcesets", depends_on=True),
+    "Kustomization": _kind("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", depends_on=True,
+                           prune_default=True, uses_kubeconfig=True),
+    "HelmRelease": _kind("helm.toolkit.fluxcd.io", "v2", "helmreleases", depends_on=True, force_reset=True,
+                         prune_default=True, uses_kubeconfig=True),
+    "GitRepository": _kind("source.toolkit.fluxcd.io", "v1", "gitrepositories"),
+    "OCIRepository": _kind("source.toolkit.fluxcd.io", "v1", "ocirepositories"),
+    "HelmRepository": _kind("source.toolkit.fluxcd.io", "v1", "helmrepositories", oci_static=True),
+    # generated by helm-controller from a HelmRelease's chart template: never pruned by us
+    "HelmChart": _kind("source.toolkit.fluxcd.io", "v1", "helmcharts", prunable=False),
+    "Bucket": _kind("source.toolkit.fluxcd.io", "v1", "buckets"),
+    "Deployment": _kind("apps", "v1", "deployments", readiness="rollout", strict=False, reconcilable=False,
+                        prunable=False),
+    "Secret": _kind("", "v1", "secrets", readiness="existence", strict=False, reconcilable=False, apply_order=1),
+    "ConfigMap": _kind("", "v1", "configmaps", readiness="existence", strict=False, reconcilable=False,
+                       apply_order=1),
+    "Namespace": _kind("", "v1", "namespaces", namespaced=False, readiness="existence", strict=False,
+                       reconcilable=False, apply_order=0),
+    "ExternalSecret": _kind("external-secrets.io", "v1", "externalsecrets", strict=False, reconcilable=False),
 }
+
+
+def kinds_where(**facts):
+    """Sorted names of the kinds whose entries have all of ``facts`` (e.g. reconcilable=True)."""
+    return tuple(sorted(k for k, e in KINDS.items() if all(e.get(f) == v for f, v in facts.items())))
+
+
+def fact(kind, name, default=None):
+    """One fact of a kind (``default`` for kinds outside the table)."""
+    return (KINDS.get(kind) or {}).get(name, default)
+
+
+def api_version(kind):
+    """The apiVersion the collection writes ``kind`` with (``group/version`` or ``v1``)."""
+    entry = KINDS[kind]
+    return api_version_of(entry["group"], entry["version"])
 
 
 class UnknownKindError(ValueError):
@@ -53,7 +114,8 @@ def lookup(kind, api_version=None):
                 "unknown kind %r: give api_version, or use one of %s" % (kind, ", ".join(sorted(KINDS)))
             )
         lower = kind.lower()
-        entry = {"plural": lower + ("es" if lower.endswith("s") else "s"), "namespaced": True}
+        entry = dict(_FLUX, plural=lower + ("es" if lower.endswith("s") else "s"), reconcilable=False,
+                     prunable=False, readiness="conditions", strict=False)
     out = dict(entry, kind=kind)
     if api_version:
         group, dummy, version = api_version.rpartition("/")

@@ -17,13 +17,10 @@ import base64
 import hashlib
 import os
 
-try:
-    from ansible_collections.c5c3.gitops.plugins.module_utils.kubeconfig_check import KubeconfigError, check_kubeconfig
-    from ansible_collections.c5c3.gitops.plugins.module_utils.apply import (
-        CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL, ApiError, RawClient, light_client)
-except ImportError:  # pragma: no cover
-    from kubeconfig_check import KubeconfigError, check_kubeconfig  # type: ignore
-    from apply import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL, ApiError, RawClient, light_client  # type: ignore
+from ansible_collections.c5c3.gitops.plugins.module_utils.kubeconfig_check import KubeconfigError, check_kubeconfig
+from ansible_collections.c5c3.gitops.plugins.module_utils.apply import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube import client_from_kubeconfig
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_errors import KubeError
 
 WATCH_LABEL = "reconcile.fluxcd.io/watch"
 SECRET_KEY = "value"
@@ -104,27 +101,20 @@ def check(kubeconfig, context, cluster):
         raise KubeconfigSecretError(str(exc))
 
 
-def spoke_client(kubeconfig, context, timeout):
+def spoke_client(kubeconfig, context, timeout, cluster=None):
     """A client for the spoke built from the dict only (no K8S_AUTH_* environment fallbacks)."""
-    light = light_client({"kubeconfig": kubeconfig, "context": context, "validate_certs": None}, timeout=timeout, workers=2)
-    if light is not None:
-        return light
-    from kubernetes import client, config
-    configuration = client.Configuration()
-    config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=configuration)
-    configuration.retries = False
-    return RawClient(client.ApiClient(configuration), timeout=timeout)
+    return client_from_kubeconfig(kubeconfig, context=context, cluster=cluster, timeout=timeout, workers=2)
 
 
 def probe(raw, cluster, server, secrets):
-    """Reach the spoke: GET /version, then list one namespace (credentials valid and authorised)."""
+    """Reach the spoke: GET /version, then list one namespace (credentials valid and authorised).
+
+    The KubeError's message already names the cluster, the URL, what failed (refused, DNS, TLS,
+    401 unauthorized, 403 forbidden, timeout) and what to check.
+    """
     try:
         _unused, version = raw.request("GET", "/version")
-    except ApiError as exc:
-        raise KubeconfigSecretError("cluster %s: cannot reach the API server %s: %s" % (cluster, server, scrub(str(exc), secrets)))
-    try:
         raw.request("GET", "/api/v1/namespaces", {"limit": 1})
-    except ApiError as exc:
-        what = {401: "the credentials were rejected (401)", 403: "the user may not list namespaces (403)"}.get(exc.status, scrub(str(exc), secrets))
-        raise KubeconfigSecretError("cluster %s: connected to %s but %s" % (cluster, server, what))
+    except KubeError as exc:
+        raise KubeconfigSecretError(scrub(str(exc), secrets))
     return version.get("gitVersion")

@@ -23,20 +23,20 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.c5c3.gitops.plugins.module_utils import flux_kinds
+
 READY = "ready"
 PROGRESSING = "progressing"
 FAILED = "failed"
 MISSING = "missing"
 STATES = (READY, PROGRESSING, FAILED, MISSING)
 
-# Kinds whose controller always records the generation it acted on; a Ready condition without
+# The per-kind facts come from the one kind table (flux_kinds.KINDS):
+# kinds whose controller always records the generation it acted on; a Ready condition without
 # one is treated as not yet reconciled.
-STRICT_GENERATION_KINDS = frozenset(
-    ["FluxInstance", "Kustomization", "HelmRelease", "GitRepository", "OCIRepository",
-     "HelmRepository", "HelmChart", "Bucket", "ResourceSet"]
-)
+STRICT_GENERATION_KINDS = frozenset(flux_kinds.kinds_where(readiness="conditions", strict=True))
 # Kinds with no controller status worth waiting for: ready once they exist.
-EXISTENCE_KINDS = frozenset(["Secret", "ConfigMap", "Namespace"])
+EXISTENCE_KINDS = frozenset(flux_kinds.kinds_where(readiness="existence"))
 # Ready=False reasons that are terminal for this generation whatever the retry settings.
 # ArtifactFailed is deliberately absent: Flux reports it while a source is still being fetched.
 TERMINAL_REASONS = {
@@ -51,7 +51,7 @@ HELM_RETRIED_REASONS = {
     "UpgradeFailed": ("upgrade", "upgradeFailures"),
 }
 # Kinds whose spec.dependsOn names objects of the same kind.
-DEPENDS_ON_KINDS = frozenset(["Kustomization", "HelmRelease", "ResourceSet"])
+DEPENDS_ON_KINDS = frozenset(flux_kinds.kinds_where(depends_on=True))
 
 
 class Verdict(object):
@@ -115,7 +115,7 @@ def _observed(obj, cond):
 def depends_on(obj, kind=None):
     """spec.dependsOn of ``obj`` as refs (namespace defaults to the object's)."""
     kind = kind or obj.get("kind")
-    if kind not in DEPENDS_ON_KINDS:
+    if not flux_kinds.fact(kind, "depends_on", False):
         return []
     meta = obj.get("metadata") or {}
     out = []
@@ -154,14 +154,14 @@ def evaluate(obj, kind=None):
     generation = meta.get("generation")
     if meta.get("deletionTimestamp"):
         return Verdict(PROGRESSING, "Terminating", "the object is being deleted", generation)
-    if kind in EXISTENCE_KINDS:
+    if flux_kinds.fact(kind, "readiness") == "existence":
         if kind == "Namespace" and (obj.get("status") or {}).get("phase") == "Terminating":
             return Verdict(PROGRESSING, "Terminating", "the namespace is being deleted", generation)
         return Verdict(READY, "Exists", "%s exists (no status to wait for)" % kind, generation)
-    if kind == "HelmRepository" and ((obj.get("spec") or {}).get("type") == "oci"):
+    if flux_kinds.fact(kind, "oci_static") and ((obj.get("spec") or {}).get("type") == "oci"):
         # Flux >= 2.2 does not reconcile OCI HelmRepositories at all: they never get a status.
         return Verdict(READY, "Static", "OCI HelmRepository: no status, ready by existing", generation)
-    if kind == "Deployment":
+    if flux_kinds.fact(kind, "readiness") == "rollout":
         return _deployment(obj, generation)
     return _conditions(obj, kind, generation)
 
@@ -170,7 +170,7 @@ def _conditions(obj, kind, generation):
     spec = obj.get("spec") or {}
     ready = condition(obj, "Ready")
     stalled = condition(obj, "Stalled")
-    strict = kind in STRICT_GENERATION_KINDS
+    strict = flux_kinds.fact(kind, "readiness") == "conditions" and flux_kinds.fact(kind, "strict", False)
 
     def current(cond):
         seen = _observed(obj, cond)

@@ -23,8 +23,8 @@ REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 FORCE_AT = "reconcile.fluxcd.io/forceAt"
 RESET_AT = "reconcile.fluxcd.io/resetAt"
 HANDLED = {REQUESTED_AT: "lastHandledReconcileAt", FORCE_AT: "lastHandledForceAt", RESET_AT: "lastHandledResetAt"}
-# Kinds without a controller that would ever answer a request.
-NOT_RECONCILED = frozenset(["Secret", "ConfigMap", "Namespace"])
+# Kinds without a controller that would ever answer a request (the kind table says which).
+NOT_RECONCILED = frozenset(flux_kinds.kinds_where(reconcilable=False))
 
 
 class ReconcileError(Exception):
@@ -133,7 +133,7 @@ class Reconciler(object):
             expect = {}
             for r in stage:
                 annotations = {REQUESTED_AT: token}
-                if r["kind"] == "HelmRelease" and _key(r) in targets:
+                if flux_kinds.fact(r["kind"], "force_reset") and _key(r) in targets:
                     if force:
                         annotations[FORCE_AT] = token
                     if reset:

@@ -12,14 +12,13 @@ The source of objects is pluggable so the unit tests can drive the loop with a f
 ``list(info, namespace, label_selector) -> (items, resource_version)``,
 ``watch(info, namespace, resource_version, label_selector, timeout_seconds) -> stream``
 (an iterable of (event_type, object) with ``close()``), ``get(info, namespace, name) -> obj|None``
-and an ``api_requests`` counter. KubeSource is the real one.
+and an ``api_requests`` counter. kube.KubeClient is the real one; its errors are KubeError.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import threading
 import time
 
@@ -29,6 +28,9 @@ except ImportError:  # pragma: no cover - Python 2 is not supported, keeps sanit
     import Queue as queue  # noqa: N813
 
 from ansible_collections.c5c3.gitops.plugins.module_utils import flux_kinds, readiness
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_errors import KubeError, WatchGone
+
+SourceError = KubeError  # the name the gate's callers used for API errors
 
 DEFAULT_WATCH_TIMEOUT = 290  # server-side watch timeout per request; below kube's 30 min cap
 MAX_CHAIN_DEPTH = 10
@@ -36,144 +38,6 @@ MAX_CHAIN_DEPTH = 10
 
 class WaitError(Exception):
     """Bad input to the waiter (unknown kind, selector without kind, ...)."""
-
-
-class SourceError(Exception):
-    """An API error retrying cannot fix (403, 404 of a kind the server does not serve, ...)."""
-
-    def __init__(self, message, status=None):
-        super(SourceError, self).__init__(message)
-        self.status = status
-
-
-class WatchGone(Exception):
-    """The watch's resourceVersion is too old (410 Gone / Expired): re-list."""
-
-
-# --------------------------------------------------------------------------- the real source
-
-class KubeSource(object):
-    """Raw REST calls through a kubernetes ApiClient: no discovery, one request per call.
-
-    All kinds (core, apps, CRDs) go through one path builder (flux_kinds) and
-    ApiClient.call_api; the watch stream is read here so the waiter can interrupt it
-    from its own thread (socket shutdown) and count every request.
-    """
-
-    def __init__(self, api_client, request_timeout=30):
-        self.api_client = api_client
-        self.request_timeout = request_timeout
-        self.api_requests = 0
-        self._lock = threading.Lock()
-
-    def _count(self):
-        with self._lock:
-            self.api_requests += 1
-
-    def _request(self, method, path, query=None, body=None, content_type=None, timeout=None):
-        headers = {"Accept": "application/json"}
-        if content_type:
-            headers["Content-Type"] = content_type
-        serialized = self.api_client.param_serialize(
-            method, path, query_params=list(query or []), header_params=headers, body=body,
-            auth_settings=["BearerToken"],
-        )
-        self._count()
-        return self.api_client.call_api(*serialized, _request_timeout=timeout or self.request_timeout)
-
-    @staticmethod
-    def _error(resp, what):
-        try:
-            data = json.loads(resp.read() or b"{}")
-        except ValueError:
-            data = {}
-        message = data.get("message") or resp.reason or "HTTP %s" % resp.status
-        if resp.status == 410:
-            return WatchGone(message)
-        return SourceError("%s: HTTP %s: %s" % (what, resp.status, message), resp.status)
-
-    def list(self, info, namespace, label_selector=None):
-        query = [("labelSelector", label_selector)] if label_selector else []
-        path = flux_kinds.collection_path(info, namespace)
-        resp = self._request("GET", path, query)
-        if resp.status != 200:
-            raise self._error(resp, "list %s" % path)
-        data = json.loads(resp.read())
-        return data.get("items") or [], (data.get("metadata") or {}).get("resourceVersion")
-
-    def get(self, info, namespace, name):
-        path = flux_kinds.object_path(info, namespace, name)
-        resp = self._request("GET", path)
-        if resp.status == 404:
-            return None
-        if resp.status != 200:
-            raise self._error(resp, "get %s" % path)
-        return json.loads(resp.read())
-
-    def merge_patch(self, info, namespace, name, patch):
-        path = flux_kinds.object_path(info, namespace, name)
-        resp = self._request("PATCH", path, body=patch, content_type="application/merge-patch+json")
-        if resp.status == 404:
-            return None
-        if resp.status != 200:
-            raise self._error(resp, "patch %s" % path)
-        return json.loads(resp.read())
-
-    def watch(self, info, namespace, resource_version, label_selector=None, timeout_seconds=DEFAULT_WATCH_TIMEOUT):
-        query = [("watch", "true"), ("allowWatchBookmarks", "true"),
-                 ("timeoutSeconds", str(int(max(1, timeout_seconds))))]
-        if resource_version:
-            query.append(("resourceVersion", resource_version))
-        if label_selector:
-            query.append(("labelSelector", label_selector))
-        path = flux_kinds.collection_path(info, namespace)
-        # Read timeout a little past the server's own, so a silently dead connection ends too.
-        resp = self._request("GET", path, query, timeout=(self.request_timeout, timeout_seconds + 15))
-        if resp.status != 200:
-            raise self._error(resp, "watch %s" % path)
-        return _HttpWatchStream(resp.response)
-
-
-class _HttpWatchStream(object):
-    """Newline-delimited watch events from a urllib3 response; close() unblocks a pending read."""
-
-    def __init__(self, raw):
-        self._raw = raw
-        self._closed = False
-
-    def __iter__(self):
-        buf = b""
-        try:
-            for chunk in self._raw.stream(amt=None, decode_content=False):
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    if line.strip():
-                        yield _decode_event(line)
-            if buf.strip():
-                yield _decode_event(buf)
-        except Exception:
-            if self._closed:
-                return
-            raise
-
-    def close(self):
-        self._closed = True
-        for step in ("shutdown", "close", "release_conn"):
-            try:
-                getattr(self._raw, step)()
-            except Exception:  # already closed or an older urllib3 without shutdown()
-                pass
-
-
-def _decode_event(line):
-    event = json.loads(line)
-    etype, obj = event.get("type"), event.get("object") or {}
-    if etype == "ERROR":
-        if obj.get("code") == 410 or obj.get("reason") in ("Expired", "Gone"):
-            raise WatchGone(obj.get("message") or "watch expired")
-        raise SourceError("watch error: %s" % (obj.get("message") or obj), obj.get("code"))
-    return etype, obj
 
 
 # --------------------------------------------------------------------------- the loop
@@ -288,14 +152,20 @@ class Waiter(object):
             except WatchGone:
                 need_list = True
                 pair.relists += 1
-            except SourceError as exc:
-                if exc.status in (None, 0) or exc.status >= 500 or exc.status == 429:
+            except KubeError as exc:
+                # The client already retried (bounded). Before the first LIST answered, fail with
+                # its clear message (dead port, wrong token, no permission) instead of waiting for
+                # the deadline; once streaming, a dropped watch or a restarting server is waited out.
+                if self._stop.is_set():
+                    return
+                if exc.retryable and pair.synced:
+                    pair.rewatches += 1
                     self._stop.wait(delay)
                     delay = min(delay * 2, self.backoff[1])
                     continue
                 self._queue.put(("error", pkey, exc, None))
                 return
-            except Exception:  # connection refused / reset / read timeout: try again
+            except Exception:  # a stream that broke in an unexpected way: reopen it
                 if self._stop.is_set():
                     return
                 pair.rewatches += 1
@@ -316,7 +186,7 @@ class Waiter(object):
 
         ``once``: list each pair one time and report (check mode); no watch, no waiting.
         Returns a dict (see WaitResult keys in docs/readiness.md); never raises for
-        not-ready objects, only for bad input (WaitError) or API errors (SourceError).
+        not-ready objects, only for bad input (WaitError) or API errors (KubeError).
         """
         start = self.clock()
         deadline = start + max(0, timeout)
@@ -470,7 +340,7 @@ class Waiter(object):
         if key not in fetched:
             try:
                 fetched[key] = self.source.get(flux_kinds.lookup(r["kind"]), r["namespace"], r["name"])
-            except (SourceError, flux_kinds.UnknownKindError):
+            except (KubeError, flux_kinds.UnknownKindError):
                 fetched[key] = None
         return fetched[key]
 

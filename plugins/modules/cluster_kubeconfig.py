@@ -144,19 +144,13 @@ checksum:
   type: str
 """
 
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.c5c3.gitops.plugins.module_utils import kubeconfig_secret as ks
-from ansible_collections.c5c3.gitops.plugins.module_utils.apply import Applier, ApplyError, light_client
-from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
-    K8S_AUTH_ARGSPEC,
-    K8sClientError,
-    build_api_client,
-    request_timeout,
-)
+from ansible_collections.c5c3.gitops.plugins.module_utils.apply import Applier, ApplyError
+from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_errors import KubeError
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule
 
 
 def argspec():
@@ -164,7 +158,9 @@ def argspec():
     spec.update(
         cluster=dict(type="str"),
         clusters=dict(type="list", elements="dict"),
-        kubeconfig_contents=dict(type="dict", no_log=True),
+        # Not no_log: Ansible would mask every leaf of mapping values (names, "v1", server URLs)
+        # in the whole result. KubeModule registers the texts and their credentials instead.
+        kubeconfig_contents=dict(type="dict", no_log=False),
         kubeconfig_base_dir=dict(type="path"),
         workers=dict(type="int", default=8),
         namespace=dict(type="str"),
@@ -233,10 +229,13 @@ def _prepare(module, item):
     spoke = dict(server=info["server"], auth=info["auth"], context=info["context"], version=None)
     if p["verify_spoke"]:
         try:
-            raw = ks.spoke_client(kubeconfig, info["context"], p["spoke_timeout"])
-        except Exception as exc:  # kubernetes' loader raises assorted types for bad certs/data
-            raise ks.KubeconfigSecretError("cluster %s: the kubeconfig cannot be loaded: %s" % (cluster, ks.scrub(str(exc), secrets)))
-        spoke["version"] = ks.probe(raw, cluster, info["server"], secrets)
+            raw = ks.spoke_client(kubeconfig, info["context"], p["spoke_timeout"], cluster=cluster)
+        except KubeError as exc:
+            raise ks.KubeconfigSecretError("cluster %s: the kubeconfig cannot be used: %s" % (cluster, ks.scrub(str(exc), secrets)))
+        try:
+            spoke["version"] = ks.probe(raw, cluster, info["server"], secrets)
+        finally:
+            raw.close()
     return dict(item, text=text, secrets=secrets, spoke=spoke)
 
 
@@ -256,13 +255,12 @@ def run(module):
         raise ks.KubeconfigSecretError("; ".join(errors) + " (nothing was written)")
 
     manifests = [ks.secret_manifest(r["name"], r["secret_name"], r["namespace"], r["text"], r["labels"]) for r in ready]
-    hub = light_client(p, timeout=request_timeout(p), workers=p["workers"]) or build_api_client(p)
-    applier = Applier(hub, field_manager=p["field_manager"], force_conflicts=True, workers=p["workers"],
-                      timeout=request_timeout(p), check_mode=module.check_mode, diff=module._diff)
+    applier = Applier(module.client(workers=p["workers"]), field_manager=p["field_manager"], force_conflicts=True,
+                      workers=p["workers"], check_mode=module.check_mode, diff=module._diff)
     all_secrets = set().union(*[r["secrets"] for r in ready]) if ready else set()
     try:
         result = applier.run(manifests)
-    except ApplyError as exc:
+    except (ApplyError, KubeError) as exc:
         raise ks.KubeconfigSecretError("writing kubeconfig Secrets on the hub failed: %s" % ks.scrub(str(exc), all_secrets))
     per = []
     for r, applied in zip(ready, result["applied"]):
@@ -278,20 +276,16 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(
+    module = KubeModule(
         argument_spec=argspec(),
         supports_check_mode=True,
         mutually_exclusive=[("kubeconfig_path", "kubeconfig_content"), ("cluster", "clusters")],
         required_one_of=[("cluster", "clusters")],
+        kubeconfig_options=("kubeconfig", "kubeconfig_content", "kubeconfig_contents"),
     )
-    try:
-        result = run(module)
-    except (ks.KubeconfigSecretError, K8sClientError) as exc:
-        module.fail_json(msg=str(exc))
-    except Exception:  # a bug: the traceback could carry kubeconfig text, so leave it out
-        module.fail_json(msg="cluster_kubeconfig failed unexpectedly (%s); rerun with verify_spoke to narrow it down"
-                         % traceback.format_exc().strip().splitlines()[-1].split(":")[0])
-    module.exit_json(**result)
+    # Spoke kubeconfig texts and their credentials are no_log values (KubeModule, _prepare), so
+    # Ansible masks them in any message; a traceback of a bug is still left out.
+    module.run(run, expected=(ks.KubeconfigSecretError,), bug_traceback=False)
 
 
 if __name__ == "__main__":

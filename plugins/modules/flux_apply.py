@@ -160,17 +160,9 @@ namespaces_created:
   elements: str
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.c5c3.gitops.plugins.module_utils.apply import Applier, ApplyError, light_client
-from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
-    K8S_AUTH_ARGSPEC,
-    K8sClientError,
-    build_api_client,
-    request_timeout,
-)
+from ansible_collections.c5c3.gitops.plugins.module_utils.apply import Applier, ApplyError
+from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule
 
 
 def argspec():
@@ -197,38 +189,21 @@ def argspec():
     return spec
 
 
-def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+def apply(module):
     p = module.params
-    try:
-        # Plain kubeconfig credentials: urllib3 directly (no kubernetes import); else the library.
-        api = light_client(p, timeout=request_timeout(p), workers=p["workers"])
-        if api is None:
-            api = build_api_client(p)
-            # One pooled connection per worker; the default pool (4) would serialise the threads.
-            api.configuration.connection_pool_maxsize = max(p["workers"], 1)
-            api.rest_client = type(api.rest_client)(api.configuration)
-        applier = Applier(
-            api,
-            field_manager=p["field_manager"],
-            force_conflicts=p["force_conflicts"],
-            workers=p["workers"],
-            timeout=request_timeout(p),
-            check_mode=module.check_mode,
-            diff=module._diff,
-            create_namespaces=p["create_namespaces"],
-        )
-        result = applier.run(p["objects"], default_namespace=p["namespace"], prune=p["prune"])
-    except K8sClientError as exc:
-        module.fail_json(msg=str(exc), applied=[], pruned=[])
-    except ApplyError as exc:
-        module.fail_json(msg=str(exc), applied=exc.applied, pruned=[], changed=any(a["changed"] for a in exc.applied))
-    except Exception as exc:  # a bug, not a cluster answer: keep the traceback
-        module.fail_json(msg="flux_apply failed: %s" % exc, exception=traceback.format_exc())
+    applier = Applier(module.client(workers=p["workers"]), field_manager=p["field_manager"],
+                      force_conflicts=p["force_conflicts"], workers=p["workers"], check_mode=module.check_mode,
+                      diff=module._diff, create_namespaces=p["create_namespaces"])
+    result = applier.run(p["objects"], default_namespace=p["namespace"], prune=p["prune"])
     diff = result.pop("diff")
     if module._diff:
         result["diff"] = diff
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    module = KubeModule(argument_spec=argspec(), supports_check_mode=True)
+    module.run(apply, expected=(ApplyError,), failure=lambda m: dict(applied=[], pruned=[]))
 
 
 if __name__ == "__main__":

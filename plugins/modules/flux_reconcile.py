@@ -123,18 +123,10 @@ api_requests:
   type: int
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
-    K8S_AUTH_ARGSPEC,
-    K8sClientError,
-    build_api_client,
-    request_timeout,
-)
+from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule, ModuleFailed
 from ansible_collections.c5c3.gitops.plugins.module_utils.reconcile import ReconcileError, Reconciler
-from ansible_collections.c5c3.gitops.plugins.module_utils.waiter import KubeSource, SourceError, WaitError
+from ansible_collections.c5c3.gitops.plugins.module_utils.waiter import WaitError
 
 
 def argspec():
@@ -151,24 +143,24 @@ def argspec():
     return spec
 
 
-def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+def reconcile(module):
     p = module.params
-    source = None
-    try:
-        source = KubeSource(build_api_client(p), request_timeout(p))
-        result = Reconciler(source).run(
-            p["objects"], with_source=p["with_source"], force=p["force"], reset=p["reset"], wait=p["wait"],
-            timeout=p["timeout"], check_mode=module.check_mode, watch_timeout=p["watch_timeout"])
-    except (K8sClientError, WaitError, SourceError, ReconcileError) as exc:
-        module.fail_json(msg=str(exc), changed=bool(source and source.api_requests))
-    except Exception as exc:  # a bug, not a cluster answer: keep the traceback
-        module.fail_json(msg="flux_reconcile failed: %s" % exc, exception=traceback.format_exc())
+    client = module.client(workers=4)
+    result = Reconciler(client).run(
+        p["objects"], with_source=p["with_source"], force=p["force"], reset=p["reset"], wait=p["wait"],
+        timeout=p["timeout"], check_mode=module.check_mode, watch_timeout=p["watch_timeout"])
     ok, message = result.pop("ok"), result.pop("message")
-    result.update(changed=bool(result["requested"]), api_requests=source.api_requests)
+    result.update(changed=bool(result["requested"]), api_requests=client.api_requests)
     if ok:
-        module.exit_json(msg=message, **result)
-    module.fail_json(msg=message, **result)
+        return dict(result, msg=message)
+    raise ModuleFailed(message, **result)
+
+
+def main():
+    module = KubeModule(argument_spec=argspec(), supports_check_mode=True)
+    # A failure after requests were sent has changed something (the annotations).
+    module.run(reconcile, expected=(WaitError, ReconcileError),
+               failure=lambda m: dict(changed=bool(m.api_requests() and not m.check_mode)))
 
 
 if __name__ == "__main__":

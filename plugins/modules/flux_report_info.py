@@ -100,19 +100,10 @@ api_requests:
   type: int
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.c5c3.gitops.plugins.module_utils import flux_kinds
 from ansible_collections.c5c3.gitops.plugins.module_utils.flux_report import summarize
-from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
-    K8S_AUTH_ARGSPEC,
-    K8sClientError,
-    build_api_client,
-    request_timeout,
-)
-from ansible_collections.c5c3.gitops.plugins.module_utils.waiter import KubeSource, SourceError
+from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule, ModuleFailed
 
 
 def argspec():
@@ -125,21 +116,20 @@ def argspec():
     return spec
 
 
-def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+def report(module):
     p = module.params
-    try:
-        source = KubeSource(build_api_client(p), request_timeout(p))
-        obj = source.get(flux_kinds.lookup("FluxReport"), p["namespace"], p["name"])
-    except (K8sClientError, SourceError) as exc:
-        module.fail_json(msg=str(exc))
-    except Exception as exc:  # a bug, not a cluster answer: keep the traceback
-        module.fail_json(msg="flux_report_info failed: %s" % exc, exception=traceback.format_exc())
+    client = module.client(workers=1)
+    obj = client.get(flux_kinds.lookup("FluxReport"), p["namespace"], p["name"])
     result = summarize(obj, p["namespace"], p["name"])
-    result.update(changed=False, api_requests=source.api_requests)
+    result.update(changed=False, api_requests=client.api_requests)
     if p["fail_on_unhealthy"] and not result["healthy"]:
-        module.fail_json(msg="Flux is not healthy: %s" % "; ".join(result["problems"]), **result)
-    module.exit_json(**result)
+        raise ModuleFailed("Flux is not healthy: %s" % "; ".join(result["problems"]), **result)
+    return result
+
+
+def main():
+    module = KubeModule(argument_spec=argspec(), supports_check_mode=True)
+    module.run(report)
 
 
 if __name__ == "__main__":

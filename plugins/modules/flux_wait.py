@@ -175,23 +175,9 @@ relists:
   type: int
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
-    K8S_AUTH_ARGSPEC,
-    K8sClientError,
-    build_api_client,
-    request_timeout,
-)
-from ansible_collections.c5c3.gitops.plugins.module_utils.waiter import (
-    KubeSource,
-    SourceError,
-    WaitError,
-    Waiter,
-    normalize_objects,
-)
+from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule, ModuleFailed
+from ansible_collections.c5c3.gitops.plugins.module_utils.waiter import WaitError, Waiter, normalize_objects
 
 
 def argspec():
@@ -207,24 +193,22 @@ def argspec():
     return spec
 
 
-def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True,
-                           required_one_of=[("objects", "selectors")])
+def wait(module):
     p = module.params
-    try:
-        source = KubeSource(build_api_client(p), request_timeout(p))
-        result = Waiter(source, watch_timeout=p["watch_timeout"]).wait(
-            normalize_objects(p["objects"]), p["selectors"], timeout=p["timeout"],
-            missing_grace=p["missing_grace"], fail_fast=p["fail_fast"], once=module.check_mode)
-    except (K8sClientError, WaitError, SourceError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except Exception as exc:  # a bug, not a cluster answer: keep the traceback
-        module.fail_json(msg="flux_wait failed: %s" % exc, exception=traceback.format_exc(), changed=False)
+    result = Waiter(module.client(workers=4), watch_timeout=p["watch_timeout"]).wait(
+        normalize_objects(p["objects"]), p["selectors"], timeout=p["timeout"],
+        missing_grace=p["missing_grace"], fail_fast=p["fail_fast"], once=module.check_mode)
     ok = result.pop("ok")
     message = result.pop("message")
     if ok or module.check_mode:
-        module.exit_json(changed=False, msg=message, **result)
-    module.fail_json(msg=message, changed=False, **result)
+        return dict(result, changed=False, msg=message)
+    raise ModuleFailed(message, changed=False, **result)
+
+
+def main():
+    module = KubeModule(argument_spec=argspec(), supports_check_mode=True,
+                        required_one_of=[("objects", "selectors")])
+    module.run(wait, expected=(WaitError,), failure=lambda m: dict(changed=False))
 
 
 if __name__ == "__main__":

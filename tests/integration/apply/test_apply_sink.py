@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ansible_collections.c5c3.gitops.plugins.module_utils import apply as ap
-from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import build_api_client
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube import client_from_kubeconfig
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,9 @@ def ns():
 
 @pytest.fixture
 def hub(local_fleet):
-    return build_api_client({"kubeconfig": local_fleet.kubeconfig(local_fleet.hub)})
+    client = client_from_kubeconfig(local_fleet.kubeconfig(local_fleet.hub))
+    yield client
+    client.close()
 
 
 def hr(name, ns, labels=None, interval="10m"):

@@ -17,9 +17,7 @@ def hr(name, ns="control-plane", stage="infrastructure", spec=None, labels=None)
 
 
 def applier(server, **kw):
-    a = ap.Applier(api_client=None, **kw)
-    a.raw = server
-    return a
+    return ap.Applier(server, **kw)
 
 
 # --- pure helpers --------------------------------------------------------------------------------
@@ -246,53 +244,3 @@ def test_status_write_between_read_and_apply_is_not_a_change():
     after["metadata"]["resourceVersion"] = "6"
     after["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
     assert not ap.is_changed(200, before, after)
-
-
-# --- the light client's kubeconfig handling ----------------------------------------------------------
-
-def _kc(user, cluster=None):
-    return {"apiVersion": "v1", "kind": "Config", "current-context": "c",
-            "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-            "clusters": [{"name": "k", "cluster": dict({"server": "https://127.0.0.1:6443",
-                                                        "certificate-authority-data": "Q0E="}, **(cluster or {}))}],
-            "users": [{"name": "u", "user": user}]}
-
-
-def test_light_client_token_and_ca(monkeypatch):
-    for var in ("K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_CONTEXT", "K8S_AUTH_VERIFY_SSL"):
-        monkeypatch.delenv(var, raising=False)
-    client = ap.light_client({"kubeconfig": _kc({"token": "t0k3n"})})
-    try:
-        assert client.headers["Authorization"] == "Bearer t0k3n"
-        assert client.server == "https://127.0.0.1:6443"
-        ca = client.pool.connection_pool_kw["ca_certs"]
-        assert open(ca).read() == "CA"
-        assert oct(__import__("os").stat(ca).st_mode & 0o777) == "0o600"
-    finally:
-        client.close()
-    assert not __import__("os").path.exists(ca)  # key material does not outlive the client
-
-
-def test_light_client_client_certificate(monkeypatch):
-    monkeypatch.delenv("K8S_AUTH_HOST", raising=False)
-    client = ap.light_client({"kubeconfig": _kc({"client-certificate-data": "Q0VSVA==", "client-key-data": "S0VZ"})})
-    try:
-        kw = client.pool.connection_pool_kw
-        assert open(kw["cert_file"]).read() == "CERT" and open(kw["key_file"]).read() == "KEY"
-        assert "Authorization" not in client.headers
-    finally:
-        client.close()
-
-
-@pytest.mark.parametrize("user", [{"exec": {"command": "aws"}}, {"auth-provider": {"name": "oidc"}}])
-def test_light_client_leaves_plugins_to_the_library(user):
-    assert ap.light_client({"kubeconfig": _kc(user)}) is None
-
-
-def test_light_client_insecure_and_host_params():
-    client = ap.light_client({"kubeconfig": _kc({"token": "x"}, {"insecure-skip-tls-verify": True})})
-    try:
-        assert client.pool.connection_pool_kw["cert_reqs"] == "CERT_NONE"
-    finally:
-        client.close()
-    assert ap.light_client({"host": "https://x", "api_key": "y"}) is None

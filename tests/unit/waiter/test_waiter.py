@@ -177,7 +177,7 @@ def test_dropped_connection_is_retried(cluster):
 def test_permanent_api_error_is_raised(cluster):
     class Forbidden(FakeCluster):
         def list(self, info, namespace, label_selector=None):
-            raise SourceError("list helmreleases: HTTP 403: forbidden", 403)
+            raise SourceError(403, "list helmreleases: forbidden")
 
     with pytest.raises(SourceError, match="403"):
         Waiter(Forbidden()).wait([hr("a")], timeout=5)

@@ -81,6 +81,7 @@ class Reconciler(object):
     def __init__(self, source, waiter_factory=Waiter):
         self.source = source
         self.waiter_factory = waiter_factory
+        self.sent = 0  # requests that reached their object (a failure after one has changed something)
 
     def _get(self, r):
         obj = self.source.get(flux_kinds.lookup(r["kind"], r.get("api_version")), r.get("namespace"), r["name"])
@@ -146,6 +147,7 @@ class Reconciler(object):
                                                       {"metadata": {"annotations": annotations}})
                     if patched is None:
                         raise ReconcileError("%s not found" % readiness.ref_str(r))
+                    self.sent += 1
             if check_mode or not wait:
                 continue
             kwargs = {"override": _handled(expect, token)}

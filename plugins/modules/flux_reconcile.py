@@ -146,7 +146,8 @@ def argspec():
 def reconcile(module):
     p = module.params
     client = module.client(workers=4)
-    result = Reconciler(client).run(
+    module.reconciler = Reconciler(client)
+    result = module.reconciler.run(
         p["objects"], with_source=p["with_source"], force=p["force"], reset=p["reset"], wait=p["wait"],
         timeout=p["timeout"], check_mode=module.check_mode, watch_timeout=p["watch_timeout"])
     ok, message = result.pop("ok"), result.pop("message")
@@ -160,7 +161,7 @@ def main():
     module = KubeModule(argument_spec=argspec(), supports_check_mode=True)
     # A failure after requests were sent has changed something (the annotations).
     module.run(reconcile, expected=(WaitError, ReconcileError),
-               failure=lambda m: dict(changed=bool(m.api_requests() and not m.check_mode)))
+               failure=lambda m: dict(changed=bool(getattr(m, "reconciler", None) and m.reconciler.sent)))
 
 
 if __name__ == "__main__":

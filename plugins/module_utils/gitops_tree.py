@@ -96,7 +96,8 @@ def render_tree(fleet):
     # Directories a Flux Kustomization points at must build even when empty.
     # (Only those of this tree: a Kustomization of another source points into another repository.)
     dirs = {posixpath.dirname(p) for p in files}
-    own_source = (fleet.get("sync") or {}).get("source_ref")
+    sync = fleet.get("sync") or {}
+    own_source = sync.get("source_ref") if sync.get("enabled", True) else {}
     for item in fleet.get("objects") or []:
         obj = item["object"]
         if obj["kind"] == "Kustomization" and (own_source is None or obj["spec"].get("sourceRef") == own_source):

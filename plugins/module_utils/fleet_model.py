@@ -50,6 +50,7 @@ SYNC_SECRET_VARS = {
 }
 # Host vars the model reads (the action passes only these, plus presence flags).
 HOST_VARS = (
+    "gitops_cluster_name",
     "gitops_hub_namespace",
     "gitops_kubeconfig",
     "gitops_kubeconfig_context",
@@ -135,6 +136,31 @@ def _kustomization_name(cluster, entry):
     return "%s-%s" % (cluster["name"], entry)
 
 
+def _by_cluster_name(inventory):
+    """Inventory hosts -> clusters: a host's cluster name is its ``gitops_cluster_name`` (default
+    the host name). Hosts may thus be named apart from the groups (Ansible warns when a host and a
+    group share a name) while the objects keep the design's names (``management-cluster-configs``)."""
+    hosts = inventory.get("hosts") or {}
+    names = {}
+    for host in sorted(hosts):
+        hvars = (hosts[host] or {}).get("vars") or {}
+        name = hvars.get("gitops_cluster_name") or host
+        if not isinstance(name, str) or not name:
+            raise FleetValidationError("host %s: gitops_cluster_name must be a name (got %r)" % (host, name))
+        other = [h for h, n in names.items() if n == name]
+        if other:
+            raise FleetValidationError(
+                "hosts %s and %s are both cluster %r (gitops_cluster_name); every cluster needs its own name" % (other[0], host, name))
+        names[host] = name
+    groups = {g: [names.get(h, h) for h in (members or [])] for g, members in (inventory.get("groups") or {}).items()}
+    renamed = {}
+    for host, info in hosts.items():
+        info = dict(info or {})
+        info["host"] = host
+        renamed[names[host]] = info
+    return {"groups": groups, "hosts": renamed}
+
+
 def _clusters_from_inventory(inventory):
     groups = inventory.get("groups") or {}
     hosts = inventory.get("hosts") or {}
@@ -180,7 +206,7 @@ def build_model(inventory, catalog):
                     "%s catalog: unknown group %r (groups: %s)" % (what, group, ", ".join(KNOWN_GROUPS))
                 )
 
-    member, hub_name, hosts = _clusters_from_inventory(inventory)
+    member, hub_name, hosts = _clusters_from_inventory(_by_cluster_name(inventory))
     hub_info = hosts.get(hub_name) or {}
     hub_vars = hub_info.get("vars") or {}
 
@@ -202,6 +228,7 @@ def build_model(inventory, catalog):
         is_hub = name == hub_name
         cluster = {
             "name": name,
+            "host": info.get("host") or name,
             "group": group,
             "hub": is_hub,
             "hub_namespace": hub_namespace if is_hub else (hvars.get("gitops_hub_namespace") or name),
@@ -471,6 +498,7 @@ def build_fleet(inventory, catalog):
     return {
         "hub": {
             "name": hub["name"],
+            "host": hub["host"],
             "namespace": hub_ns,
             "kubeconfig": hub["kubeconfig"],
             "kubeconfig_source": hub["kubeconfig_source"],
@@ -479,6 +507,7 @@ def build_fleet(inventory, catalog):
         "clusters": [
             {
                 "name": c["name"],
+                "host": c["host"],
                 "group": c["group"],
                 "hub_namespace": c["hub_namespace"],
                 "kubeconfig_secret": c["kubeconfig_secret"],

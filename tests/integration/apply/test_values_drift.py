@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.c5c3.gitops.plugins.module_utils import apply as ap
 from ansible_collections.c5c3.gitops.plugins.module_utils.fleet_model import build_fleet
-from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import build_api_client
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube import client_from_kubeconfig
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,9 @@ from fleet_helpers import load_catalog, make_inventory  # noqa: E402
 
 @pytest.fixture
 def hub(local_fleet):
-    return build_api_client({"kubeconfig": local_fleet.kubeconfig(local_fleet.hub)})
+    client = client_from_kubeconfig(local_fleet.kubeconfig(local_fleet.hub))
+    yield client
+    client.close()
 
 
 def _release(name, ns):

@@ -49,7 +49,8 @@ def log(msg: str) -> None:
 def read_inventory(path: str) -> tuple[list[dict], str]:
     """Clusters of a YAML inventory (file or directory with hosts.yml): [{name, groups}], hub name.
 
-    Hosts are clusters; the hub is the (only) host of group `management`. Plain YAML reading of the
+    Hosts are clusters, named by their inline `gitops_cluster_name` (default: the host name); the
+    hub is the (only) host of group `management`. Plain YAML reading of the
     `all:` tree (hosts / children), which is the only inventory format this tool supports.
     """
     if os.path.isdir(path):
@@ -62,10 +63,13 @@ def read_inventory(path: str) -> tuple[list[dict], str]:
     with open(path, encoding="utf-8") as fh:
         data = yaml.safe_load(fh) or {}
     groups: dict[str, set[str]] = {}
+    names: dict[str, str] = {}  # host -> cluster name (inline gitops_cluster_name, default: the host)
 
     def walk(group: str, node: dict | None, parents: list[str]) -> None:
         node = node or {}
-        for host in (node.get("hosts") or {}):
+        for host, hvars in (node.get("hosts") or {}).items():
+            if isinstance(hvars, dict) and isinstance(hvars.get("gitops_cluster_name"), str):
+                names[host] = hvars["gitops_cluster_name"]
             for g in parents + [group]:
                 groups.setdefault(host, set()).add(g)
         for child, sub in (node.get("children") or {}).items():
@@ -73,7 +77,9 @@ def read_inventory(path: str) -> tuple[list[dict], str]:
 
     for top, node in data.items():
         walk(top, node, [])
-    clusters = [{"name": h, "groups": sorted(g - {"all", "ungrouped"})} for h, g in sorted(groups.items())]
+    # Clusters (and their kubeconfig files) carry the cluster name, as the fleet model does.
+    clusters = sorted(({"name": names.get(h, h), "groups": sorted(g - {"all", "ungrouped"})} for h, g in groups.items()),
+                      key=lambda c: c["name"])
     hubs = [c["name"] for c in clusters if HUB_GROUP in c["groups"]]
     if len(hubs) != 1:
         raise FleetError(f"inventory {path}: expected exactly one host in group '{HUB_GROUP}' (the hub), found {hubs}")

@@ -31,6 +31,8 @@ ARGUMENT_SPEC = dict(
     kustomization_defaults=dict(type="dict", default={}),
     secret_store=dict(type="dict", default={}),
     require_kubeconfigs=dict(type="bool", default=False),
+    namespaces=dict(type="list", elements="raw", default=[]),
+    hub_release_namespaces=dict(type="str", default="hub", choices=["hub", "component"]),
 )
 
 
@@ -114,6 +116,8 @@ class ActionModule(ActionBase):
             "kustomization_defaults": args["kustomization_defaults"],
             "secret_store": args["secret_store"],
             "require_kubeconfigs": args["require_kubeconfigs"],
+            "namespaces": args["namespaces"],
+            "hub_release_namespaces": args["hub_release_namespaces"],
         }
         try:
             fleet = build_fleet(inventory, _plain(catalog))

@@ -28,13 +28,26 @@ __metaclass__ = type
 
 import copy
 
+from ansible_collections.c5c3.gitops.plugins.module_utils import fleet_helm
 from ansible_collections.c5c3.gitops.plugins.module_utils import fleet_objects as fo
 from ansible_collections.c5c3.gitops.plugins.module_utils.fleet_validate import (
-    HUB_GROUP,
     KNOWN_GROUPS,
     FleetValidationError,
+    check_bool,
+    check_label,
     validate_model,
     validate_objects,
+)
+from ansible_collections.c5c3.gitops.plugins.module_utils.fleet_inventory import (
+    as_dict as _as_dict,
+    as_list as _as_list,
+    by_cluster_name as _by_cluster_name,
+    by_name as _by_name,
+    clusters_from_inventory as _clusters_from_inventory,
+    component_name as _component_name,
+    kustomization_name as _kustomization_name,
+    merge_entries as _merge_entries,
+    resolve_ref as _resolve_ref,
 )
 from ansible_collections.c5c3.gitops.plugins.module_utils.kubeconfig_check import KubeconfigError, check_kubeconfig
 
@@ -47,6 +60,7 @@ SYNC_SECRET_VARS = {
 }
 # Host vars the model reads (the action passes only these, plus presence flags).
 HOST_VARS = (
+    "gitops_cluster_name",
     "gitops_hub_namespace",
     "gitops_kubeconfig",
     "gitops_kubeconfig_context",
@@ -56,107 +70,6 @@ HOST_VARS = (
     "gitops_kustomizations_extra",
     "gitops_flux_instance",
 )
-
-
-def _as_list(value, what):
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise FleetValidationError("%s must be a list, got %s" % (what, type(value).__name__))
-    return value
-
-
-def _as_dict(value, what):
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise FleetValidationError("%s must be a mapping, got %s" % (what, type(value).__name__))
-    return value
-
-
-def _by_name(entries, what):
-    """Catalog list -> ordered {name: entry}; a name listed twice is an error."""
-    out = {}
-    for entry in _as_list(entries, what):
-        if not isinstance(entry, dict) or not entry.get("name"):
-            raise FleetValidationError("%s: every entry needs a name (got %r)" % (what, entry))
-        if entry["name"] in out:
-            raise FleetValidationError("%s: duplicate name %r" % (what, entry["name"]))
-        out[entry["name"]] = entry
-    return out
-
-
-def _merge_entries(catalog, overrides, extra, cluster, kind):
-    """Catalog entries of the cluster's group + the cluster's overrides and extra entries."""
-    merged = dict(catalog)
-    for name, override in _as_dict(overrides, "cluster %s gitops_%s_overrides" % (cluster, kind)).items():
-        if name not in merged:
-            raise FleetValidationError(
-                "cluster %s: gitops_%s_overrides names %s %r, which is not in the catalog of its group "
-                "(add it with gitops_%ss_extra)" % (cluster, kind, kind, name, kind)
-            )
-        merged[name] = fo.deep_merge(merged[name], _as_dict(override, "cluster %s override of %s" % (cluster, name)))
-    for name, entry in _by_name(extra, "cluster %s gitops_%ss_extra" % (cluster, kind)).items():
-        if name in merged:
-            raise FleetValidationError(
-                "cluster %s: gitops_%ss_extra adds %s %r, which the catalog already has "
-                "(use gitops_%s_overrides to change it)" % (cluster, kind, kind, name, kind)
-            )
-        merged[name] = entry
-    return merged
-
-
-def _resolve_ref(ref, cluster, clusters_by_name, naming, what):
-    """A dependsOn entry -> {name, namespace}.
-
-    ``"x"`` names an entry of the same cluster; ``{cluster: c, name: x}`` one of cluster c;
-    ``{name, namespace}`` is taken literally.
-    """
-    if isinstance(ref, str):
-        return {"name": naming(cluster, ref), "namespace": cluster["hub_namespace"]}
-    if isinstance(ref, dict) and ref.get("name"):
-        if ref.get("cluster"):
-            other = clusters_by_name.get(ref["cluster"])
-            if other is None:
-                raise FleetValidationError("%s dependsOn %r: unknown cluster %r" % (what, ref["name"], ref["cluster"]))
-            return {"name": naming(other, ref["name"]), "namespace": other["hub_namespace"]}
-        return {"name": ref["name"], "namespace": ref.get("namespace") or cluster["hub_namespace"]}
-    raise FleetValidationError("%s: dependsOn entry %r must be a name or {name, cluster|namespace}" % (what, ref))
-
-
-def _component_name(_cluster, name):
-    return name
-
-
-def _kustomization_name(cluster, entry):
-    return "%s-%s" % (cluster["name"], entry)
-
-
-def _clusters_from_inventory(inventory):
-    groups = inventory.get("groups") or {}
-    hosts = inventory.get("hosts") or {}
-    member = {}
-    for group in KNOWN_GROUPS:
-        for host in groups.get(group) or []:
-            if host in member and member[host] != group:
-                raise FleetValidationError(
-                    "cluster %s is in groups %s and %s; a cluster has exactly one role" % (host, member[host], group)
-                )
-            member[host] = group
-    for host in sorted(hosts):
-        if host not in member:
-            theirs = sorted(g for g, hs in groups.items() if host in (hs or []) and g not in ("all", "ungrouped"))
-            raise FleetValidationError(
-                "cluster %s: unknown group%s %s; a cluster must be in one of %s"
-                % (host, "s" if len(theirs) != 1 else "", ", ".join(theirs) or "(none)", ", ".join(KNOWN_GROUPS))
-            )
-    hubs = sorted(h for h, g in member.items() if g == HUB_GROUP)
-    if len(hubs) != 1:
-        raise FleetValidationError(
-            "group %s must hold exactly one cluster (the hub running Flux), found %d%s"
-            % (HUB_GROUP, len(hubs), (": " + ", ".join(hubs)) if hubs else "")
-        )
-    return member, hubs[0], hosts
 
 
 def build_model(inventory, catalog):
@@ -177,7 +90,7 @@ def build_model(inventory, catalog):
                     "%s catalog: unknown group %r (groups: %s)" % (what, group, ", ".join(KNOWN_GROUPS))
                 )
 
-    member, hub_name, hosts = _clusters_from_inventory(inventory)
+    member, hub_name, hosts = _clusters_from_inventory(_by_cluster_name(inventory))
     hub_info = hosts.get(hub_name) or {}
     hub_vars = hub_info.get("vars") or {}
 
@@ -199,6 +112,7 @@ def build_model(inventory, catalog):
         is_hub = name == hub_name
         cluster = {
             "name": name,
+            "host": info.get("host") or name,
             "group": group,
             "hub": is_hub,
             "hub_namespace": hub_namespace if is_hub else (hvars.get("gitops_hub_namespace") or name),
@@ -225,19 +139,11 @@ def build_model(inventory, catalog):
 
     by_name = {c["name"]: c for c in clusters}
     disabled = {}
+    release_mode = catalog.get("hub_release_namespaces") or "hub"
+    if release_mode not in ("hub", "component"):
+        raise FleetValidationError("hub_release_namespaces %r is not one of hub, component" % release_mode)
+    _build_components(clusters, by_name, hr_defaults, release_mode, disabled)
     for cluster in clusters:
-        cluster["components"] = []
-        for cname, raw in cluster.pop("_components_raw").items():
-            comp = _normalize_component(raw, hr_defaults)
-            what = "cluster %s component %s" % (cluster["name"], cname)
-            comp["dependsOn"] = [
-                _resolve_ref(d, cluster, by_name, _component_name, what)
-                for d in _as_list(raw.get("dependsOn"), "%s dependsOn" % what)
-            ]
-            if comp["enabled"]:
-                cluster["components"].append(comp)
-            else:
-                disabled[("HelmRelease", cluster["hub_namespace"], cname)] = "enabled: false on cluster %s" % cluster["name"]
         cluster["kustomizations"] = []
         for ename, raw in cluster.pop("_kustomizations_raw").items():
             entry = _normalize_kustomization(raw, cluster, ks_defaults)
@@ -259,6 +165,7 @@ def build_model(inventory, catalog):
         "clusters": clusters,
         "flux_instance": flux,
         "sources": {n: _normalize_source(s) for n, s in sources.items()},
+        "namespaces": _hub_namespaces(catalog.get("namespaces")),
         "kustomization_defaults": ks_defaults,
         "secret_store": _as_dict(catalog.get("secret_store"), "secret_store settings"),
         "sync_vars_defined": bool(hub_info.get("sync_vars_defined")),
@@ -266,6 +173,53 @@ def build_model(inventory, catalog):
     }
     validate_model(model)
     return model
+
+
+def _build_components(clusters, by_name, hr_defaults, release_mode, disabled):
+    """Normalize every cluster's components, then resolve dependsOn to each release's namespace."""
+    raws = {}
+    for cluster in clusters:
+        cluster["_components"] = []
+        for cname, raw in cluster.pop("_components_raw").items():
+            comp = fleet_helm.normalize_component(raw, cluster, hr_defaults, release_mode)
+            raws[(cluster["name"], cname)] = raw
+            cluster["_components"].append(comp)
+    # (cluster, component) -> namespace of its HelmRelease on the hub, enabled or not.
+    where = {(c["name"], comp["name"]): comp["release_namespace"] for c in clusters for comp in c["_components"]}
+
+    for cluster in clusters:
+        cluster["components"] = []
+        for comp in cluster.pop("_components"):
+            what = "cluster %s component %s" % (cluster["name"], comp["name"])
+            deps = []
+            for dep in _as_list(raws[(cluster["name"], comp["name"])].get("dependsOn"), "%s dependsOn" % what):
+                ref = _resolve_ref(dep, cluster, by_name, _component_name, what)
+                other = dep.get("cluster") if isinstance(dep, dict) else cluster["name"]
+                if isinstance(dep, str) or (isinstance(dep, dict) and dep.get("cluster")):
+                    ref["namespace"] = where.get((other, ref["name"]), ref["namespace"])
+                deps.append(ref)
+            comp["dependsOn"] = deps
+            if comp["enabled"]:
+                cluster["components"].append(comp)
+            else:
+                disabled[("HelmRelease", comp["release_namespace"], comp["name"])] = "enabled: false on cluster %s" % cluster["name"]
+
+
+def _hub_namespaces(entries):
+    """fleet_namespaces: [{name, labels, annotations}] -> {name: entry}, validated."""
+    out = {}
+    for entry in _as_list(entries, "namespaces catalog (fleet_namespaces)"):
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict) or set(entry) - {"name", "labels", "annotations"}:
+            raise FleetValidationError("fleet_namespaces: %r must be a name or {name, labels, annotations}" % (entry,))
+        name = check_label(entry.get("name"), "fleet_namespaces entry")
+        if name in out:
+            raise FleetValidationError("fleet_namespaces: duplicate namespace %r" % name)
+        for key in ("labels", "annotations"):
+            _as_dict(entry.get(key), "fleet_namespaces %s %s" % (name, key))
+        out[name] = {"name": name, "labels": dict(entry.get("labels") or {}), "annotations": dict(entry.get("annotations") or {})}
+    return out
 
 
 def _kubeconfig_info(name, info, hvars, required):
@@ -298,24 +252,20 @@ def _kubeconfig_info(name, info, hvars, required):
     return out
 
 
-def _normalize_component(raw, defaults):
-    comp = {
-        "name": raw["name"],
-        "chart": raw.get("chart") or raw["name"],
-        "version": raw.get("version"),
-        "source": raw.get("source"),
-        "namespace": raw.get("namespace"),
-        "tier": raw.get("tier", "infrastructure"),
-        "values": copy.deepcopy(raw.get("values") or {}),
-        "enabled": raw.get("enabled", True) not in (False, "false", "False", "no"),
-        "releaseName": raw.get("releaseName") or raw["name"],
-        "interval": raw.get("interval") or defaults.get("interval") or "30m",
-        "spec": copy.deepcopy(raw.get("spec") or {}),
-    }
-    return comp
+# Kustomization spec fields an entry may set directly (besides path, interval, prune, timeout,
+# dependsOn and source, which the model handles itself).
+KUSTOMIZATION_FIELDS = ("wait", "retryInterval", "targetNamespace", "images", "patches", "postBuild", "healthChecks",
+                        "healthCheckExprs", "force", "suspend", "components", "commonMetadata", "namePrefix",
+                        "nameSuffix", "deletionPolicy", "serviceAccountName", "decryption")
+KUSTOMIZATION_ENTRY_FIELDS = frozenset(("name", "path", "interval", "prune", "timeout", "enabled", "dependsOn",
+                                        "manifests", "source", "spec") + KUSTOMIZATION_FIELDS)
 
 
 def _normalize_kustomization(raw, cluster, defaults):
+    unknown = sorted(set(raw) - KUSTOMIZATION_ENTRY_FIELDS)
+    if unknown:
+        raise FleetValidationError("cluster %s kustomization %s: unknown field %s (known: %s)" % (
+            cluster["name"], raw["name"], ", ".join(unknown), ", ".join(sorted(KUSTOMIZATION_ENTRY_FIELDS))))
     path = raw.get("path") or "./clusters/{cluster}"
     if isinstance(path, str):
         path = path.replace("{cluster}", cluster["name"]).replace("{group}", cluster["group"])
@@ -326,8 +276,10 @@ def _normalize_kustomization(raw, cluster, defaults):
         "interval": raw.get("interval") or defaults.get("interval") or "10m",
         "prune": bool(raw.get("prune", defaults.get("prune", True))),
         "timeout": raw.get("timeout") or defaults.get("timeout"),
-        "enabled": raw.get("enabled", True) not in (False, "false", "False", "no"),
+        "enabled": check_bool(raw.get("enabled", True), "cluster %s kustomization %s enabled" % (cluster["name"], raw["name"])),
         "manifests": copy.deepcopy(raw.get("manifests") or []),
+        "source": raw.get("source"),
+        "fields": {k: copy.deepcopy(raw[k]) for k in KUSTOMIZATION_FIELDS if raw.get(k) is not None},
         "spec": copy.deepcopy(raw.get("spec") or {}),
     }
 
@@ -354,8 +306,9 @@ def build_fleet(inventory, catalog):
     clusters = model["clusters"]
     hub = [c for c in clusters if c["hub"]][0]
     sources = model["sources"]
+    sync = model["flux_instance"].get("sync") or None
     source_ref = fo.deep_merge(
-        {"kind": "GitRepository", "name": model["flux_instance"].get("sync", {}).get("name") or hub_ns, "namespace": hub_ns},
+        {"kind": "GitRepository", "name": (sync or {}).get("name") or hub_ns, "namespace": hub_ns},
         model["kustomization_defaults"].get("sourceRef") or {},
     )
 
@@ -381,7 +334,7 @@ def build_fleet(inventory, catalog):
     for cluster in clusters:
         base = hub_dir(cluster)
         for entry in cluster["kustomizations"]:
-            add("kustomizations", "%s/kustomizations.yaml" % base, fo.kustomization(cluster, entry, source_ref))
+            add("kustomizations", "%s/kustomizations.yaml" % base, fo.kustomization(cluster, entry, _entry_source(entry, sources, source_ref, cluster)))
             for manifest in entry["manifests"]:
                 md = manifest.get("metadata") or {}
                 manifests.append({
@@ -389,8 +342,7 @@ def build_fleet(inventory, catalog):
                     "object": manifest,
                 })
         for comp in cluster["components"]:
-            add(comp["tier"], "%s/%s/%s.yaml" % (base, comp["tier"], comp["name"]),
-                fo.helm_release(cluster, comp, sources[comp["source"]], SOURCES_NAMESPACE, catalog.get("helmrelease_defaults") or {}))
+            _add_release(add, cluster, comp, sources[comp["source"]], base, catalog.get("helmrelease_defaults") or {})
         if not cluster["hub"]:
             # The hub namespace of a spoke, created by whoever applies the cluster's hub dir.
             manifests.append({"path": "%s/namespace.yaml" % base, "object": fo.namespace(cluster["hub_namespace"], "clusters", cluster["name"])})
@@ -409,7 +361,9 @@ def build_fleet(inventory, catalog):
             if store:
                 manifests.append({"path": "infrastructure/cluster-configs/%s.yaml" % secret["name"], "object": fo.external_secret(secret, store)})
 
-    pull_secret = (model["flux_instance"].get("sync") or {}).get("pullSecret")
+    _add_hub_namespaces(add, model, hub)
+    _check_sync_source(model, objects, source_ref)
+    pull_secret = (sync or {}).get("pullSecret")
     if pull_secret:
         secret = fo.secret_reference(
             "git-sync", pull_secret, model["flux_instance"]["namespace"], "instance", hub["name"],
@@ -428,6 +382,7 @@ def build_fleet(inventory, catalog):
     return {
         "hub": {
             "name": hub["name"],
+            "host": hub["host"],
             "namespace": hub_ns,
             "kubeconfig": hub["kubeconfig"],
             "kubeconfig_source": hub["kubeconfig_source"],
@@ -436,6 +391,7 @@ def build_fleet(inventory, catalog):
         "clusters": [
             {
                 "name": c["name"],
+                "host": c["host"],
                 "group": c["group"],
                 "hub_namespace": c["hub_namespace"],
                 "kubeconfig_secret": c["kubeconfig_secret"],
@@ -450,8 +406,64 @@ def build_fleet(inventory, catalog):
         "secrets": secrets,
         "manifests": manifests,
         "bootstrap": _bootstrap(operator, sources, hub_ns),
-        "sync": {"path": instance["spec"]["sync"]["path"].strip("/").lstrip("./"), "source_ref": source_ref},
+        "sync": {
+            "enabled": bool(sync),
+            "path": (sync["path"].replace("{hub}", hub["name"]) if sync else "clusters/%s" % hub["name"]).strip("/").lstrip("./"),
+            "source_ref": source_ref,
+        },
     }
+
+
+def _entry_source(entry, sources, default, cluster):
+    """sourceRef of a Kustomization entry: its ``source`` (a GitRepository/OCIRepository of
+    fleet_sources) or the default (the FluxInstance sync GitRepository)."""
+    if not entry.get("source"):
+        return default
+    src = sources.get(entry["source"])
+    if src is None or src["kind"] not in ("GitRepository", "OCIRepository"):
+        raise FleetValidationError(
+            "cluster %s kustomization %s: source %r is not a GitRepository or OCIRepository of fleet_sources (known: %s)"
+            % (cluster["name"], entry["name"], entry["source"], ", ".join(sorted(sources))))
+    return {"kind": src["kind"], "name": src["name"], "namespace": SOURCES_NAMESPACE}
+
+
+def _add_release(add, cluster, comp, src, base, defaults):
+    """The HelmRelease of a component (+ its own OCIRepository for a chartForm: chartRef source)."""
+    path = "%s/%s/%s.yaml" % (base, comp["tier"], comp["name"])
+    if fleet_helm.chart_form(comp, src) == "chartRef":
+        add(comp["tier"], path, fleet_helm.release_oci_repository(cluster, comp, src))
+    add(comp["tier"], path, fleet_helm.helm_release(cluster, comp, src, SOURCES_NAMESPACE, defaults))
+
+
+def _add_hub_namespaces(add, model, hub):
+    """Namespaces on the hub as objects of the model: fleet_namespaces, and the namespaces the hub's
+    HelmReleases live in (other than the FluxInstance namespace, which the Flux Operator owns)."""
+    wanted = dict(model["namespaces"])
+    for comp in hub["components"]:
+        ns = comp["release_namespace"]
+        if ns != model["hub_namespace"]:
+            wanted.setdefault(ns, {"name": ns, "labels": {}, "annotations": {}})
+    for name in sorted(wanted):
+        entry = wanted[name]
+        add("sources", "%s/namespaces.yaml" % hub_dir(hub), fo.namespace(name, "sources", hub["name"], entry["labels"], entry["annotations"]))
+
+
+def _check_sync_source(model, objects, source_ref):
+    """Without a FluxInstance sync there is no sync GitRepository: Kustomizations need a declared one."""
+    if model["flux_instance"].get("sync"):
+        return
+    declared = {(o["object"]["kind"], o["object"]["metadata"].get("namespace"), o["object"]["metadata"]["name"]) for o in objects}
+    for item in objects:
+        obj = item["object"]
+        if obj["kind"] != "Kustomization":
+            continue
+        ref = obj["spec"].get("sourceRef") or {}
+        key = (ref.get("kind"), ref.get("namespace") or obj["metadata"]["namespace"], ref.get("name"))
+        if key not in declared:
+            raise FleetValidationError(
+                "Kustomization %s/%s: sourceRef %s %s/%s does not exist: the FluxInstance has no sync (spec.sync is "
+                "null), so add that source to fleet_sources or set fleet_kustomization_defaults.sourceRef"
+                % (obj["metadata"]["namespace"], obj["metadata"]["name"], key[0], key[1], key[2]))
 
 
 def _bootstrap(operator, sources, namespace):

@@ -59,18 +59,19 @@ def _meta(name, namespace, stage, cluster=None):
 
 
 def flux_instance(settings, hub_name):
-    """FluxInstance ``flux``; optional parts (kustomize, sharding, storage, commonMetadata) only when set."""
-    spec = {
-        "distribution": copy.deepcopy(settings["distribution"]),
-        "components": list(settings["components"]),
-        "cluster": copy.deepcopy(settings["cluster"]),
-        "sync": {k: v for k, v in settings["sync"].items() if v not in (None, "")},
-    }
-    spec["sync"]["path"] = spec["sync"]["path"].replace("{hub}", hub_name)
-    for key in ("kustomize", "sharding", "storage", "commonMetadata", "wait", "migrateResources"):
-        value = settings.get(key)
+    """FluxInstance ``flux``: every upstream spec field set in the settings (empty ones left out;
+    ``sync`` is optional, for direct delivery without a Git sync)."""
+    spec = {}
+    for key in sorted(settings):
+        if key in ("name", "namespace"):
+            continue
+        value = settings[key]
         if key == "kustomize" and isinstance(value, dict) and not value.get("patches"):
             continue
+        if key == "sync" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v not in (None, "")}
+            if value.get("path"):
+                value["path"] = value["path"].replace("{hub}", hub_name)
         if value not in (None, "", {}, []):
             spec[key] = copy.deepcopy(value)
     return {
@@ -79,6 +80,10 @@ def flux_instance(settings, hub_name):
         "metadata": _meta(settings["name"], settings["namespace"], "instance", hub_name),
         "spec": spec,
     }
+
+
+# Source fields copied into the spec as they are (OCIRepository and HelmRepository alike).
+_SOURCE_PASSTHROUGH = ("provider", "insecure", "timeout", "layerSelector", "serviceAccountName")
 
 
 def source(src, namespace):
@@ -94,6 +99,11 @@ def source(src, namespace):
         spec["ref"] = {"branch": "main"}
     if src.get("secretRef"):
         spec["secretRef"] = {"name": src["secretRef"]}
+    if src.get("certSecretRef"):
+        spec["certSecretRef"] = {"name": src["certSecretRef"]}
+    for key in _SOURCE_PASSTHROUGH:
+        if src.get(key) is not None and not (kind == "GitRepository" and key in ("insecure", "layerSelector")):
+            spec[key] = copy.deepcopy(src[key])
     if src.get("spec"):
         spec = deep_merge(spec, src["spec"])
     return {
@@ -122,6 +132,7 @@ def kustomization(cluster, entry, source_ref):
         spec["kubeConfig"] = _kubeconfig_ref(cluster)
     if entry["dependsOn"]:
         spec["dependsOn"] = [dict(d) for d in entry["dependsOn"]]
+    spec.update(copy.deepcopy(entry.get("fields") or {}))
     if entry.get("spec"):
         spec = deep_merge(spec, entry["spec"])
     return {
@@ -132,47 +143,13 @@ def kustomization(cluster, entry, source_ref):
     }
 
 
-def helm_release(cluster, comp, src, sources_namespace, defaults):
-    """HelmRelease named after the component, in the cluster's hub namespace.
-
-    The release itself lands in the component's namespace on the target cluster
-    (targetNamespace/storageNamespace) under the chart's plain name (releaseName).
-    """
-    chart_spec = {
-        "chart": comp["chart"],
-        "version": comp["version"],
-        "sourceRef": {"kind": src["kind"], "name": src["name"], "namespace": sources_namespace},
-    }
-    spec = {
-        "interval": comp["interval"],
-        "chart": {"spec": chart_spec},
-        "releaseName": comp["releaseName"],
-        "targetNamespace": comp["namespace"],
-        "storageNamespace": comp["namespace"],
-        "install": copy.deepcopy(defaults.get("install") or {}),
-        "upgrade": copy.deepcopy(defaults.get("upgrade") or {}),
-    }
-    for key in ("timeout", "maxHistory"):
-        if defaults.get(key) is not None:
-            spec[key] = defaults[key]
-    if not cluster["hub"]:
-        spec["kubeConfig"] = _kubeconfig_ref(cluster)
-    if comp["dependsOn"]:
-        spec["dependsOn"] = [dict(d) for d in comp["dependsOn"]]
-    if comp["values"]:
-        spec["values"] = copy.deepcopy(comp["values"])
-    if comp.get("spec"):
-        spec = deep_merge(spec, comp["spec"])
-    return {
-        "apiVersion": API["HelmRelease"],
-        "kind": "HelmRelease",
-        "metadata": _meta(comp["name"], cluster["hub_namespace"], comp["tier"], cluster["name"]),
-        "spec": spec,
-    }
-
-
-def namespace(name, stage, cluster=None):
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, None, stage, cluster)}
+def namespace(name, stage, cluster=None, extra_labels=None, annotations=None):
+    md = _meta(name, None, stage, cluster)
+    if extra_labels:
+        md["labels"] = dict(extra_labels, **md["labels"])
+    if annotations:
+        md["annotations"] = dict(annotations)
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": md}
 
 
 def secret_reference(kind, name, namespace_, stage, cluster, keys, variables, values_defined, extra_labels=None):

@@ -22,7 +22,11 @@ KNOWN_GROUPS = ("management", "control_plane", "hypervisor", "storage")
 HUB_GROUP = "management"
 TIERS = ("infrastructure", "services")
 SOURCE_KINDS = ("HelmRepository", "GitRepository", "OCIRepository")
-CHART_SOURCE_KINDS = ("HelmRepository", "GitRepository")
+# The upstream FluxInstance spec (fluxcd.controlplane.io/v1), every field reachable from the inventory.
+FLUX_INSTANCE_SPEC = ("cluster", "commonMetadata", "components", "distribution", "kustomize", "migrateResources",
+                      "sharding", "storage", "sync", "wait")
+FLUX_CLUSTER_TYPES = ("kubernetes", "openshift", "aws", "azure", "gcp")
+FLUX_CLUSTER_SIZES = ("small", "medium", "large")
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -63,6 +67,19 @@ def check_duration(value, what):
     return value
 
 
+_TRUE = ("true", "yes", "on")
+_FALSE = ("false", "no", "off")
+
+
+def check_bool(value, what):
+    """A boolean (YAML true/false, or the strings true/false/yes/no/on/off); anything else is an error."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    raise FleetValidationError("%s: %r is not a boolean (use true or false)" % (what, value))
+
+
 def check_range(value, what):
     try:
         parse_range(value)
@@ -83,11 +100,29 @@ def validate_model(model):
             "(set fleet_flux_instance.name to 'flux')" % fi.get("name")
         )
     check_label(fi.get("namespace"), "FluxInstance flux namespace")
-    check_range((fi.get("distribution") or {}).get("version"), "FluxInstance flux spec.distribution.version")
-    sync = fi.get("sync") or {}
-    for key in ("kind", "url", "ref", "path"):
-        if not sync.get(key):
-            raise FleetValidationError("FluxInstance flux: spec.sync.%s is required" % key)
+    unknown = sorted(set(fi) - set(FLUX_INSTANCE_SPEC) - {"name", "namespace"})
+    if unknown:
+        raise FleetValidationError(
+            "FluxInstance flux: unknown spec field %s (upstream FluxInstance spec: %s)"
+            % (", ".join(unknown), ", ".join(FLUX_INSTANCE_SPEC)))
+    dist = fi.get("distribution") or {}
+    check_range(dist.get("version"), "FluxInstance flux spec.distribution.version")
+    if not dist.get("registry"):
+        raise FleetValidationError("FluxInstance flux: spec.distribution.registry is required")
+    cluster = fi.get("cluster") or {}
+    if cluster.get("type") is not None and cluster["type"] not in FLUX_CLUSTER_TYPES:
+        raise FleetValidationError("FluxInstance flux: spec.cluster.type %r is not one of %s" % (cluster["type"], ", ".join(FLUX_CLUSTER_TYPES)))
+    if cluster.get("size") is not None and cluster["size"] not in FLUX_CLUSTER_SIZES:
+        raise FleetValidationError("FluxInstance flux: spec.cluster.size %r is not one of %s" % (cluster["size"], ", ".join(FLUX_CLUSTER_SIZES)))
+    sync = fi.get("sync")
+    if sync:  # optional: without it the apply sink delivers directly (no Git sync on the hub)
+        if not isinstance(sync, dict):
+            raise FleetValidationError("FluxInstance flux: spec.sync must be a mapping or null")
+        for key in ("kind", "url", "ref", "path"):
+            if not sync.get(key):
+                raise FleetValidationError("FluxInstance flux: spec.sync.%s is required (or set sync to null for no sync)" % key)
+        if sync["kind"] not in ("GitRepository", "OCIRepository", "Bucket"):
+            raise FleetValidationError("FluxInstance flux: spec.sync.kind %r is not one of GitRepository, OCIRepository, Bucket" % sync["kind"])
 
     sources = model["sources"]
     for name, src in sources.items():
@@ -98,6 +133,7 @@ def validate_model(model):
         if not src.get("url"):
             raise FleetValidationError("%s: url is required" % what)
         check_duration(src.get("interval"), "%s interval" % what)
+        _validate_source(src, what)
 
     namespaces = {}
     for cluster in model["clusters"]:
@@ -121,6 +157,54 @@ def validate_model(model):
                 raise FleetValidationError("%s: path %r must be relative to the repository root ('./...')" % (what, path))
 
 
+SOURCE_FIELDS = {
+    "HelmRepository": ("name", "kind", "url", "interval", "secretRef", "spec", "chartForm", "provider", "insecure",
+                       "timeout", "certSecretRef"),
+    "GitRepository": ("name", "kind", "url", "interval", "ref", "secretRef", "spec", "provider", "timeout"),
+    "OCIRepository": ("name", "kind", "url", "interval", "ref", "layerSelector", "secretRef", "provider", "insecure",
+                      "timeout", "certSecretRef", "serviceAccountName", "spec"),
+}
+OCI_PROVIDERS = ("generic", "aws", "azure", "gcp")
+
+
+def _validate_source(src, what):
+    kind = src["kind"]
+    unknown = sorted(set(src) - set(SOURCE_FIELDS[kind]))
+    if unknown:
+        raise FleetValidationError("%s: unknown field %s for a %s (known: %s)" % (what, ", ".join(unknown), kind, ", ".join(SOURCE_FIELDS[kind])))
+    if "insecure" in src:
+        check_bool(src["insecure"], "%s insecure" % what)
+    if src.get("secretRef") is not None:
+        check_subdomain(src["secretRef"], "%s secretRef" % what)
+    if kind == "HelmRepository":
+        form = src.get("chartForm", "chart")
+        if form not in ("chart", "chartRef"):
+            raise FleetValidationError("%s: chartForm %r is not one of chart, chartRef" % (what, form))
+        if form == "chartRef" and not src["url"].startswith("oci://"):
+            raise FleetValidationError("%s: chartForm chartRef needs an oci:// url (it makes one OCIRepository per chart)" % what)
+        if src.get("provider") is not None and src["provider"] not in OCI_PROVIDERS:
+            raise FleetValidationError("%s: provider %r is not one of %s" % (what, src["provider"], ", ".join(OCI_PROVIDERS)))
+    if kind == "OCIRepository":
+        if not src["url"].startswith("oci://"):
+            raise FleetValidationError("%s: url %r must start with oci://" % (what, src["url"]))
+        if src.get("provider") is not None and src["provider"] not in OCI_PROVIDERS:
+            raise FleetValidationError("%s: provider %r is not one of %s" % (what, src["provider"], ", ".join(OCI_PROVIDERS)))
+        ref = src.get("ref")
+        if ref is not None:
+            if not isinstance(ref, dict) or not ref or set(ref) - {"tag", "semver", "digest", "semverFilter"}:
+                raise FleetValidationError("%s: ref must be a mapping of tag, semver, digest, semverFilter (got %r)" % (what, ref))
+            if ref.get("semver") is not None:
+                check_range(ref["semver"], "%s ref.semver" % what)
+            if ref.get("digest") is not None and not re.match(r"^sha256:[0-9a-f]{64}$", str(ref["digest"])):
+                raise FleetValidationError("%s: ref.digest %r must be sha256:<64 hex digits>" % (what, ref["digest"]))
+        layer = src.get("layerSelector")
+        if layer is not None:
+            if not isinstance(layer, dict) or set(layer) - {"mediaType", "operation"}:
+                raise FleetValidationError("%s: layerSelector takes mediaType and operation (got %r)" % (what, layer))
+            if layer.get("operation") not in (None, "extract", "copy"):
+                raise FleetValidationError("%s: layerSelector.operation %r is not one of extract, copy" % (what, layer["operation"]))
+
+
 def _validate_component(cluster, comp, sources):
     what = "cluster %s component %s" % (cluster["name"], comp["name"])
     check_subdomain(comp["name"], what)
@@ -128,9 +212,9 @@ def _validate_component(cluster, comp, sources):
     release = comp.get("releaseName")
     if not isinstance(release, str) or len(release) > 53 or not _DNS1123_SUBDOMAIN.match(release):
         raise FleetValidationError("%s: releaseName %r must be a DNS-1123 name of at most 53 characters" % (what, release))
+    check_label(comp.get("release_namespace"), "%s releaseNamespace" % what)
     if not comp.get("chart") or not isinstance(comp["chart"], str):
         raise FleetValidationError("%s: chart is required" % what)
-    check_range(comp.get("version"), "%s version" % what)
     if comp.get("tier") not in TIERS:
         raise FleetValidationError("%s: tier %r is not one of %s" % (what, comp.get("tier"), ", ".join(TIERS)))
     check_duration(comp.get("interval"), "%s interval" % what)
@@ -139,12 +223,90 @@ def _validate_component(cluster, comp, sources):
         raise FleetValidationError(
             "%s: source %r is not defined (known sources: %s)" % (what, comp.get("source"), ", ".join(sorted(sources)))
         )
-    if src["kind"] not in CHART_SOURCE_KINDS:
-        raise FleetValidationError(
-            "%s: source %r is a %s; a chart needs a HelmRepository or GitRepository" % (what, comp["source"], src["kind"])
-        )
+    if src["kind"] == "OCIRepository":
+        # spec.chartRef: the chart and its version are the OCIRepository's url and ref.
+        if comp.get("has_version"):
+            raise FleetValidationError(
+                "%s: source %r is an OCIRepository (spec.chartRef): its ref selects the version, so the "
+                "component must not set version %r" % (what, comp["source"], comp.get("version")))
+    else:
+        check_range(comp.get("version"), "%s version" % what)
     if not isinstance(comp.get("values"), dict):
         raise FleetValidationError("%s: values must be a mapping" % what)
+
+
+# --------------------------------------------------------------------------- CEL rules
+# The x-kubernetes-validations (CEL) rules of the upstream CRDs of every kind the model renders.
+# API servers before 1.25 (the local fleet runs 1.20) ignore them, so the model enforces them
+# itself; tests/unit/fleet/test_crd_schemas.py fails when an upstream rule is neither listed here
+# nor in CEL_NOT_CHECKABLE.
+
+
+def _has(mapping, *path):
+    for key in path:
+        if not isinstance(mapping, dict) or key not in mapping:
+            return False
+        mapping = mapping[key]
+    return True
+
+
+def _get(mapping, *path):
+    for key in path:
+        if not isinstance(mapping, dict):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
+def _one_kubeconfig_ref(obj):
+    kc = _get(obj, "spec", "kubeConfig")
+    return kc is None or (("configMapRef" in kc) != ("secretRef" in kc))
+
+
+def _strategy_ok(obj, section, allowed_with_interval):
+    strategy = _get(obj, "spec", section, "strategy")
+    if not isinstance(strategy, dict) or "retryInterval" not in strategy:
+        return True
+    return strategy.get("name") == allowed_with_interval
+
+
+CEL_RULES = (
+    ("FluxInstance", "the only accepted name for a FluxInstance is 'flux'",
+     lambda o: _get(o, "metadata", "name") == "flux"),
+    ("FluxInstance", ".spec.storage must be set when .spec.sharding.storage is 'persistent'",
+     lambda o: _get(o, "spec", "sharding", "storage") != "persistent" or _has(o, "spec", "storage")),
+    ("FluxInstance", ".objectLevelWorkloadIdentity must be set to true when .multitenantWorkloadIdentity is set to true",
+     lambda o: bool(_get(o, "spec", "cluster", "objectLevelWorkloadIdentity")) or not _get(o, "spec", "cluster", "multitenantWorkloadIdentity")),
+    ("FluxInstance", "sync.provider 'gcp' is only supported for OCIRepository and Bucket",
+     lambda o: _get(o, "spec", "sync", "provider") != "gcp" or _get(o, "spec", "sync", "kind") in ("OCIRepository", "Bucket")),
+    ("FluxInstance", "sync.provider 'github' is only supported for GitRepository",
+     lambda o: _get(o, "spec", "sync", "provider") != "github" or _get(o, "spec", "sync", "kind") == "GitRepository"),
+    ("HelmRelease", "either chart or chartRef must be set",
+     lambda o: _has(o, "spec", "chart") != _has(o, "spec", "chartRef")),
+    ("HelmRelease", ".retryInterval cannot be set when .name is 'RemediateOnFailure'",
+     lambda o: _get(o, "spec", "install", "strategy", "name") != "RemediateOnFailure"
+     or not _has(o, "spec", "install", "strategy", "retryInterval")),
+    ("HelmRelease", ".retryInterval can only be set when .name is 'RetryOnFailure'",
+     lambda o: _strategy_ok(o, "upgrade", "RetryOnFailure")),
+    ("HelmRelease", "exactly one of spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef must be specified",
+     _one_kubeconfig_ref),
+    ("Kustomization", "exactly one of spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef must be specified",
+     _one_kubeconfig_ref),
+    ("GitRepository", "serviceAccountName can only be set when provider is 'azure' or 'aws'",
+     lambda o: not _has(o, "spec", "serviceAccountName") or _get(o, "spec", "provider") in ("azure", "aws")),
+)
+# Rules that compare with the object's previous state: nothing to check before it exists.
+CEL_NOT_CHECKABLE = ("Sync name is immutable",)
+
+
+def check_cel(obj):
+    """Raise naming the object and the upstream rule's message when a CEL rule does not hold."""
+    for kind, message, holds in CEL_RULES:
+        if obj.get("kind") == kind and not holds(obj):
+            md = obj.get("metadata") or {}
+            raise FleetValidationError(
+                "%s: %s (a CEL rule of the upstream CRD; API servers before 1.25 do not enforce it)"
+                % (_show((kind, md.get("namespace", ""), md.get("name"))), message))
 
 
 # --------------------------------------------------------------------------- objects pass
@@ -175,6 +337,8 @@ def validate_objects(objects, disabled=None):
         if key in index:
             raise FleetValidationError("duplicate object %s: two catalog entries produce the same name" % _show(key))
         index[key] = obj
+    for obj in objects:
+        check_cel(obj)
 
     by_name = {}
     for kind, ns, name in index:

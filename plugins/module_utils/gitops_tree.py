@@ -94,10 +94,13 @@ def render_tree(fleet):
     files = {path: HEADER + "---\n".join(texts) for path, texts in docs.items()}
 
     # Directories a Flux Kustomization points at must build even when empty.
+    # (Only those of this tree: a Kustomization of another source points into another repository.)
     dirs = {posixpath.dirname(p) for p in files}
+    sync = fleet.get("sync") or {}
+    own_source = sync.get("source_ref") if sync.get("enabled", True) else {}
     for item in fleet.get("objects") or []:
         obj = item["object"]
-        if obj["kind"] == "Kustomization":
+        if obj["kind"] == "Kustomization" and (own_source is None or obj["spec"].get("sourceRef") == own_source):
             dirs.add(posixpath.normpath(obj["spec"]["path"]))
 
     # A cluster's hub dir may hold only tier sub-directories; it still needs its own kustomization.yaml.

@@ -12,8 +12,11 @@ feed YAML fixtures. The rules (docs/readiness.md):
              controller will not retry its way out of (HelmRelease install/upgrade failures
              that used up remediation.retries, RetriesExceeded, Kustomization BuildFailed /
              HealthCheckFailed); or suspended while not ready.
-- progressing  anything else that exists (including a stale Ready=True and
-             DependencyNotReady, which names what blocks it in blocked_by).
+- progressing  anything else that exists (including a stale Ready=True,
+             DependencyNotReady, which names what blocks it in blocked_by, a Kustomization
+             whose health checks are running, and failures a RetryOnFailure strategy retries).
+- notes      what is worth reporting without changing the state: a HelmRelease's Drifted
+             condition (helm-controller >= 1.5, Flux 2.8), a Kustomization's Healthy result.
 - missing    the object does not exist.
 """
 
@@ -40,7 +43,10 @@ EXISTENCE_KINDS = frozenset(flux_kinds.kinds_where(readiness="existence"))
 # Ready=False reasons that are terminal for this generation whatever the retry settings.
 # ArtifactFailed is deliberately absent: Flux reports it while a source is still being fetched.
 TERMINAL_REASONS = {
-    "*": frozenset(["RetriesExceeded"]),
+    # RetriesExceeded/MissingRollbackTarget: helm-controller's stall reasons; InvalidCELExpression,
+    # AccessDenied, FeatureGateDisabled: Flux 2.8+ terminal errors (no retry until the spec changes).
+    "*": frozenset(["RetriesExceeded", "MissingRollbackTarget", "InvalidCELExpression", "AccessDenied",
+                    "FeatureGateDisabled"]),
     # The same artifact revision builds the same way; health checks already ran for spec.timeout.
     "Kustomization": frozenset(["BuildFailed", "HealthCheckFailed"]),
 }
@@ -57,9 +63,10 @@ DEPENDS_ON_KINDS = frozenset(flux_kinds.kinds_where(depends_on=True))
 class Verdict(object):
     """What the gate concluded about one object."""
 
-    __slots__ = ("state", "reason", "message", "generation", "observed_generation", "blocked_by")
+    __slots__ = ("state", "reason", "message", "generation", "observed_generation", "blocked_by", "notes")
 
-    def __init__(self, state, reason="", message="", generation=None, observed_generation=None, blocked_by=None):
+    def __init__(self, state, reason="", message="", generation=None, observed_generation=None, blocked_by=None,
+                 notes=None):
         if state not in STATES:
             raise ValueError("unknown state %r" % (state,))
         self.state = state
@@ -68,6 +75,7 @@ class Verdict(object):
         self.generation = generation
         self.observed_generation = observed_generation
         self.blocked_by = list(blocked_by or [])
+        self.notes = list(notes or [])
 
     @property
     def ready(self):
@@ -134,6 +142,31 @@ def _blocked_by(obj, kind, message):
     return hit or deps
 
 
+def _retry_on_failure(obj, section):
+    """The RetryOnFailure strategy of install/upgrade: failures are retried every retryInterval,
+    without remediation and without a retry budget (never RetriesExhausted)."""
+    strategy = (((obj.get("spec") or {}).get(section) or {}).get("strategy")) or {}
+    if strategy.get("name") == "RetryOnFailure":
+        return strategy.get("retryInterval") or "5m"
+    return None
+
+
+def _notes(obj, kind, generation):
+    """Conditions worth reporting that do not decide the state (only those of this generation)."""
+    out = []
+    for ctype, show in (("Drifted", "True"), ("Healthy", "True")):
+        if (ctype == "Drifted") != (kind == "HelmRelease"):
+            continue
+        cond = condition(obj, ctype)
+        if cond is None or cond.get("status") != show:
+            continue
+        seen = _observed(obj, cond)
+        if seen is not None and generation is not None and seen != generation:
+            continue
+        out.append("%s: %s%s" % (ctype, cond.get("reason") or "", (": " + cond["message"]) if cond.get("message") else ""))
+    return out
+
+
 def _retries_exhausted(obj, section, counter):
     """helm-controller's RetriesExhausted: retries >= 0 and failures > retries (default 0)."""
     spec = (obj.get("spec") or {}).get(section) or {}
@@ -167,6 +200,27 @@ def evaluate(obj, kind=None):
 
 
 def _conditions(obj, kind, generation):
+    verdict = _decide(obj, kind, generation)
+    verdict.notes = _notes(obj, kind, generation)
+    return verdict
+
+
+def _health_checks_running(obj, kind, generation):
+    """A Kustomization with wait/healthChecks reports Healthy=Unknown while it checks a new
+    revision; its Ready=True (same generation: a new revision does not bump it) is the old one's."""
+    if kind != "Kustomization":
+        return None
+    healthy = condition(obj, "Healthy")
+    if healthy is None or healthy.get("status") != "Unknown":
+        return None
+    seen = _observed(obj, healthy)
+    if seen is not None and generation is not None and seen != generation:
+        return None
+    return Verdict(PROGRESSING, "HealthCheckInProgress", healthy.get("message") or "health checks are running",
+                   generation, seen)
+
+
+def _decide(obj, kind, generation):
     spec = obj.get("spec") or {}
     ready = condition(obj, "Ready")
     stalled = condition(obj, "Stalled")
@@ -200,6 +254,9 @@ def _conditions(obj, kind, generation):
             return Verdict(FAILED, "Suspended", "suspended; " + text, generation, seen)
         return Verdict(PROGRESSING, "StaleGeneration", text, generation, seen)
     if status == "True":
+        running = _health_checks_running(obj, kind, generation)
+        if running is not None:
+            return running
         return Verdict(READY, reason, message, generation, seen)
     if spec.get("suspend"):
         return Verdict(FAILED, "Suspended", "suspended while not ready: %s: %s" % (reason, message), generation, seen)
@@ -207,6 +264,9 @@ def _conditions(obj, kind, generation):
         if reason in TERMINAL_REASONS["*"] or reason in TERMINAL_REASONS.get(kind, ()):
             return Verdict(FAILED, reason, message, generation, seen)
         if kind == "HelmRelease" and reason in HELM_RETRIED_REASONS:
+            every = _retry_on_failure(obj, HELM_RETRIED_REASONS[reason][0])
+            if every:
+                return Verdict(PROGRESSING, reason, "%s (RetryOnFailure: retried every %s)" % (message, every), generation, seen)
             exhausted, failures, retries = _retries_exhausted(obj, *HELM_RETRIED_REASONS[reason])
             budget = "unlimited retries" if retries < 0 else "%s retries" % retries
             note = "%s failure(s), %s" % (failures, budget)

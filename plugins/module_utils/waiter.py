@@ -388,6 +388,7 @@ class Waiter(object):
                 "generation": verdict.generation, "observed_generation": verdict.observed_generation,
                 "ready_after": self._ready_at.get(key) if verdict.ready else None,
                 "blocked_by": [],
+                "notes": list(verdict.notes),
             }
             counts[verdict.state] += 1
             if not verdict.ready:

@@ -62,7 +62,10 @@ options:
     type: dict
     required: true
   helmrelease_defaults:
-    description: Spec parts every HelmRelease gets (interval, install, upgrade, timeout, maxHistory).
+    description:
+      - Spec fields every HelmRelease gets (any HelmRelease spec field, e.g. interval, install,
+        upgrade, timeout, maxHistory, driftDetection). A component's own field of the same name
+        is deep-merged over it; a null there removes the key.
     type: dict
     default: {}
   kustomization_defaults:
@@ -75,6 +78,24 @@ options:
         name, refresh_interval, remote_keys). Empty renders no placeholders.
     type: dict
     default: {}
+  namespaces:
+    description:
+      - Namespaces on the hub as objects of the model (role default C(fleet_namespaces)), each a
+        name or C({name, labels, annotations}); applied in stage C(sources). The namespaces the
+        hub's HelmReleases live in are added on their own.
+    type: list
+    elements: raw
+    default: []
+  hub_release_namespaces:
+    description:
+      - Where the hub's own HelmReleases live (role default C(fleet_hub_release_namespaces)).
+        V(hub) puts them in the FluxInstance namespace, V(component) in each component's own
+        C(namespace), as upstream CobaltCore does (C(valuesFrom) is resolved there). A
+        component's C(releaseNamespace) wins either way; spoke releases always live in their
+        cluster's hub namespace, next to its kubeconfig Secret.
+    type: str
+    default: hub
+    choices: [hub, component]
   require_kubeconfigs:
     description:
       - Fail when a cluster has no readable kubeconfig. Leave V(false) for rendering, where the

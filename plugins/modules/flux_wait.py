@@ -134,6 +134,7 @@ objects:
     observed_generation: {description: Generation the controller reported on., type: int, returned: always}
     ready_after: {description: Seconds from the start until it was seen ready (null if not ready)., type: float, returned: always}
     blocked_by: {description: "Not-ready dependencies (C(spec.dependsOn)) holding it, as {kind, namespace, name}.", type: list, returned: always}
+    notes: {description: "Reported without deciding the state - a HelmRelease C(Drifted=True), a Kustomization C(Healthy=True).", type: list, returned: always}
   sample:
     - {kind: HelmRelease, name: keystone-operator, namespace: control-plane, api_version: helm.toolkit.fluxcd.io/v2,
        state: ready, reason: InstallSucceeded, message: Helm install succeeded, generation: 1,

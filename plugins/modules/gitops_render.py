@@ -17,10 +17,15 @@ description:
     C(infrastructure/cluster-configs/...)) with a C(kustomization.yaml) in every directory, and
     writes them below O(dest).
   - Writes only files whose content differs and removes files it wrote earlier that are no longer
-    generated (it tracks them in C(.c5c3-gitops-render.json) in O(dest)); files it does not own
-    are never removed. A rerun with the same fleet changes nothing.
-  - The whole tree is built before the first write, so a fleet that cannot be rendered fails
-    without touching O(dest). Output is byte-identical for the same fleet.
+    generated. It records what it wrote, with a SHA-256 per file, in C(.c5c3-gitops-render.json) in
+    O(dest); a file at a generated path that it did not write (hand-written, or edited since the
+    last render) is never overwritten or removed unless O(force). A rerun with the same fleet
+    changes nothing.
+  - Paths are resolved to real paths; a generated path that passes through a symbolic link below
+    O(dest) is refused, so nothing is ever written outside O(dest).
+  - The whole tree is built and checked before the first write. Files are written into a staging
+    directory inside O(dest) first and then moved into place; an I/O error at any point rolls the
+    moves back, so the previous tree stays intact. Output is byte-identical for the same fleet.
   - No secret value is ever written; Secrets appear as ExternalSecret placeholders.
 author:
   - c5c3.gitops developers (@c5c3)
@@ -42,6 +47,12 @@ options:
     description: Root directory of the GitOps tree (created when missing).
     type: path
     required: true
+  force:
+    description:
+      - Overwrite or remove files at generated paths that the collection did not write (hand-written
+        files, or rendered files edited since). Links are refused even with V(true).
+    type: bool
+    default: false
 notes:
   - Layout of the tree and the reasons for it are in docs/fleet-model.md of the collection.
 seealso:
@@ -78,97 +89,16 @@ files:
   sample: 69
 """
 
-import json
-import os
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.c5c3.gitops.plugins.module_utils.gitops_tree import HAS_YAML, TreeError, render_tree
-
-MANIFEST = ".c5c3-gitops-render.json"
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
-def _write_atomic(path, data):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".render-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _owned(dest):
-    data = _read(os.path.join(dest, MANIFEST))
-    if data is None:
-        return []
-    try:
-        files = json.loads(data.decode("utf-8")).get("files") or []
-    except (ValueError, AttributeError):
-        return []
-    # Never follow a tampered manifest out of dest.
-    return [f for f in files if isinstance(f, str) and not os.path.isabs(f) and ".." not in f.split("/")]
-
-
-def plan(tree, dest):
-    """-> (created, updated, removed, diffs); touches nothing."""
-    created, updated, diffs = [], [], []
-    for rel, text in tree.items():
-        new = text.encode("utf-8")
-        old = _read(os.path.join(dest, rel))
-        if old == new:
-            continue
-        (created if old is None else updated).append(rel)
-        diffs.append({
-            "before_header": rel if old is not None else "/dev/null",
-            "after_header": rel,
-            "before": old.decode("utf-8", "replace") if old is not None else "",
-            "after": text,
-        })
-    removed = sorted(f for f in _owned(dest) if f not in tree and os.path.exists(os.path.join(dest, f)))
-    for rel in removed:
-        diffs.append({"before_header": rel, "after_header": "/dev/null",
-                      "before": (_read(os.path.join(dest, rel)) or b"").decode("utf-8", "replace"), "after": ""})
-    return created, updated, removed, diffs
-
-
-def apply_plan(tree, dest, created, updated, removed):
-    for rel in created + updated:
-        _write_atomic(os.path.join(dest, rel), tree[rel].encode("utf-8"))
-    for rel in removed:
-        os.unlink(os.path.join(dest, rel))
-        # Drop directories the removal left empty, up to dest.
-        parent = os.path.dirname(os.path.join(dest, rel))
-        while os.path.abspath(parent) != os.path.abspath(dest) and not os.listdir(parent):
-            os.rmdir(parent)
-            parent = os.path.dirname(parent)
-    manifest = _manifest(tree)
-    if _read(os.path.join(dest, MANIFEST)) != manifest:
-        _write_atomic(os.path.join(dest, MANIFEST), manifest)
-
-
-def _manifest(tree):
-    return (json.dumps({"generator": "c5c3.gitops.gitops_render", "files": sorted(tree)}, indent=1) + "\n").encode("utf-8")
+from ansible_collections.c5c3.gitops.plugins.module_utils.gitops_writer import RenderError, apply, plan
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(fleet=dict(type="dict", required=True), dest=dict(type="path", required=True)),
+        argument_spec=dict(fleet=dict(type="dict", required=True), dest=dict(type="path", required=True),
+                           force=dict(type="bool", default=False)),
         supports_check_mode=True,
     )
     if not HAS_YAML:
@@ -178,21 +108,23 @@ def main():
         tree = render_tree(module.params["fleet"])
     except (TreeError, KeyError, TypeError) as exc:
         module.fail_json(msg="cannot render the fleet: %s" % exc)
-    if os.path.exists(dest) and not os.path.isdir(dest):
-        module.fail_json(msg="dest %s exists and is not a directory" % dest)
-    created, updated, removed = [], [], []
     try:
-        created, updated, removed, diffs = plan(tree, dest)
-        # A missing/stale manifest alone is a change too: otherwise a later render could not prune.
-        changed = bool(created or updated or removed) or _read(os.path.join(dest, MANIFEST)) != _manifest(tree)
-        if changed and not module.check_mode:
-            apply_plan(tree, dest, created, updated, removed)
+        result = plan(tree, dest, force=module.params["force"])
+    except RenderError as exc:
+        module.fail_json(msg="cannot render into %s: %s" % (dest, exc), created=[], updated=[], removed=[])
     except (IOError, OSError) as exc:
-        module.fail_json(msg="cannot write %s: %s" % (dest, exc), created=created, updated=updated, removed=removed)
-    result = dict(changed=changed, created=created, updated=updated, removed=removed, files=len(tree))
+        module.fail_json(msg="cannot read %s: %s" % (dest, exc), created=[], updated=[], removed=[])
+    if result["changed"] and not module.check_mode:
+        try:
+            apply(tree, result)
+        except (IOError, OSError) as exc:
+            module.fail_json(msg="cannot write %s: %s (rolled back: the previous tree is unchanged)" % (dest, exc),
+                             created=[], updated=[], removed=[])
+    out = dict(changed=result["changed"], created=result["created"], updated=result["updated"],
+               removed=result["removed"], files=len(tree))
     if module._diff:
-        result["diff"] = diffs
-    module.exit_json(**result)
+        out["diff"] = result["diffs"]
+    module.exit_json(**out)
 
 
 if __name__ == "__main__":

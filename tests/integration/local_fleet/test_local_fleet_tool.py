@@ -51,9 +51,11 @@ def test_local_inventory_describes_hub_and_three_spokes():
                       "hypervisor": ["hypervisor"], "storage": ["storage"]}
     with open(os.path.join(ROOT, "inventories", "local", "hosts.yml"), encoding="utf-8") as fh:
         raw = yaml.safe_load(fh)
-    for group in raw["all"]["children"].values():
-        for name, hv in group["hosts"].items():
-            assert hv["gitops_kubeconfig"].endswith(f"/.cache/local-fleet/kubeconfigs/{name}.yaml")
+    # kubeconfigs are named after the cluster (gitops_cluster_name), hosts apart from their groups
+    assert raw["all"]["vars"]["gitops_kubeconfig"].endswith("/.cache/local-fleet/kubeconfigs/{{ gitops_cluster_name }}.yaml")
+    for gname, group in raw["all"]["children"].items():
+        for host, hv in group["hosts"].items():
+            assert host != gname and hv["gitops_cluster_name"] in groups
 
 
 def test_crd_strip_removes_every_cel_rule():

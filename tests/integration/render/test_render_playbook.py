@@ -23,14 +23,14 @@ TOKEN = "TOKEN-MUST-NOT-LEAK-4711"
 PRIVATE_KEY = "PRIVATE-KEY-MUST-NOT-LEAK-0815"
 
 
-def run_render(inventory, dest, *extra):
+def run_render(inventory, dest, *extra, playbook=PLAYBOOK):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_DEPRECATION_WARNINGS="0")
     proc = subprocess.run(
-        [ANSIBLE_PLAYBOOK, PLAYBOOK, "-i", inventory, "-e", "gitops_render_dir=%s" % dest] + list(extra),
+        [ANSIBLE_PLAYBOOK, playbook, "-i", inventory, "-e", "gitops_render_dir=%s" % dest] + list(extra),
         check=False, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300,
     )
-    recap = re.search(r"management\s*:\s*ok=(\d+)\s+changed=(\d+).*failed=(\d+)", proc.stdout)
+    recap = re.search(r"\n(?:hub|cobaltcore)\s*:\s*ok=(\d+)\s+changed=(\d+).*failed=(\d+)", proc.stdout)
     return proc, (int(recap.group(2)) if recap else None)
 
 
@@ -51,7 +51,7 @@ def secret_inventory(tmp_path_factory):
     shutil.copytree(os.path.join(ROOT, "inventories", "example"), str(inv / "example"))
     hv = inv / "example" / "host_vars"
     hv.mkdir(exist_ok=True)
-    (hv / "storage.yml").write_text(yaml.safe_dump({
+    (hv / "storage-1.yml").write_text(yaml.safe_dump({
         "gitops_kubeconfig": None,
         "gitops_kubeconfig_content": {
             "apiVersion": "v1", "kind": "Config", "current-context": "storage",
@@ -60,7 +60,7 @@ def secret_inventory(tmp_path_factory):
             "users": [{"name": "admin", "user": {"token": TOKEN}}],
         },
     }))
-    (hv / "management.yml").write_text(yaml.safe_dump({
+    (hv / "hub.yml").write_text(yaml.safe_dump({
         "gitops_sync_identity": PRIVATE_KEY, "gitops_sync_identity_pub": "ssh-ed25519 AAAA", "gitops_sync_known_hosts": "github.com ssh-ed25519 AAAA",
     }))
     return str(inv / "example")
@@ -152,11 +152,11 @@ EXEC_KUBECONFIG = {
 
 
 @pytest.mark.parametrize("host,host_vars,fragment", [
-    ("hypervisor", {"gitops_kubeconfig": "kubeconfigs/hv.yaml"},
+    ("hypervisor-1", {"gitops_kubeconfig": "kubeconfigs/hv.yaml"},
      "invalid fleet: cluster hypervisor kubeconfig: user 'sso' (context 'hv') uses exec credentials (kubelogin)"),
     ("control-plane", {"gitops_component_overrides": {"mariadb-operator": {"dependsOn": ["keystone-operator"]}}},
      "invalid fleet: dependency cycle: HelmRelease control-plane/"),
-    ("storage", {"gitops_component_overrides": {"prysm": {"version": "latest"}}},
+    ("storage-1", {"gitops_component_overrides": {"prysm": {"version": "latest"}}},
      "invalid fleet: cluster storage component prysm version: invalid SemVer range"),
 ])
 def test_bad_inventory_fails_before_writing(tmp_path, host, host_vars, fragment):
@@ -171,3 +171,49 @@ def test_bad_inventory_fails_before_writing(tmp_path, host, host_vars, fragment)
     assert proc.returncode != 0
     assert fragment in proc.stdout, proc.stdout[-3000:]
     assert not os.path.exists(dest)
+
+
+# -- issue 12 §5 and §11
+
+HOST_GROUP_WARNING = "Found both group and host with same name"
+
+
+@pytest.mark.parametrize("inventory", ["example", "example-regions", "cobaltcore-like"])
+def test_inventories_render_without_host_group_warnings(tmp_path, inventory):
+    proc, changed = run_render(os.path.join(ROOT, "inventories", inventory), str(tmp_path / "out"))
+    assert proc.returncode == 0 and changed == 1, proc.stdout[-3000:]
+    assert HOST_GROUP_WARNING not in proc.stdout, proc.stdout[:3000]
+    assert "[WARNING]" not in proc.stdout, proc.stdout[:3000]
+
+
+def test_the_warning_check_would_catch_a_collision(tmp_path):
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"management": {"hosts": {"management": {}}}}}}))
+    proc, _changed = run_render(str(inv), str(tmp_path / "out"))
+    assert HOST_GROUP_WARNING in proc.stdout
+
+
+@pytest.mark.parametrize("playbook", ["render.yml", "site.yml"])
+@pytest.mark.parametrize("hosts", [
+    {"all": {"children": {"control_plane": {"hosts": {"cp-1": {}}}}}},
+    {"all": {"children": {"management": {"hosts": {"hub-a": {}, "hub-b": {}}}}}},
+])
+def test_an_inventory_without_exactly_one_hub_fails(tmp_path, hosts, playbook):
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(yaml.safe_dump(hosts))
+    dest = str(tmp_path / "out")
+    proc, _changed = run_render(str(inv), dest, playbook=os.path.join(ROOT, "playbooks", playbook))
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert "group management must hold exactly one cluster (the hub running Flux)" in proc.stdout
+    assert "no hosts matched" not in proc.stdout
+    assert not os.path.exists(dest)
+
+
+def test_a_non_boolean_enabled_fails_naming_component_and_cluster(tmp_path):
+    inv = tmp_path / "inv"
+    shutil.copytree(os.path.join(ROOT, "inventories", "example"), str(inv))
+    (inv / "host_vars").mkdir(exist_ok=True)
+    (inv / "host_vars" / "control-plane.yml").write_text(yaml.safe_dump({"gitops_component_overrides": {"k-orc": {"enabled": "maybe"}}}))
+    proc, _changed = run_render(str(inv), str(tmp_path / "out"))
+    assert proc.returncode != 0
+    assert "invalid fleet: cluster control-plane component k-orc enabled: 'maybe' is not a boolean" in proc.stdout, proc.stdout[-3000:]

@@ -26,6 +26,8 @@ def load_catalog():
             "kustomization_defaults": d["fleet_kustomization_defaults"],
             "secret_store": d["fleet_secret_store"],
             "require_kubeconfigs": d["fleet_require_kubeconfigs"],
+            "namespaces": d["fleet_namespaces"],
+            "hub_release_namespaces": d["fleet_hub_release_namespaces"],
         }
     return copy.deepcopy(_CATALOG)
 

@@ -111,3 +111,54 @@ def test_the_schema_check_catches_mistakes(mutate, fragment):
     schema = SCHEMAS[(doc["apiVersion"], doc["kind"])]
     with pytest.raises(jsonschema.ValidationError, match=fragment):
         jsonschema.validate(doc, schema, cls=jsonschema.Draft7Validator)
+
+
+def _cel_rules():
+    """Every x-kubernetes-validations rule of the served versions of the kinds the model renders."""
+    rendered = {"FluxInstance", "HelmRepository", "GitRepository", "OCIRepository", "Kustomization", "HelmRelease"}
+    out = []
+
+    def walk(node, kind):
+        if not isinstance(node, dict):
+            return
+        for rule in node.get("x-kubernetes-validations") or []:
+            out.append((kind, rule["message"]))
+        for sub in (node.get("properties") or {}).values():
+            walk(sub, kind)
+        walk(node.get("items"), kind)
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], kind)
+
+    for path in glob.glob(os.path.join(CRD_DIR, "*.yaml")):
+        with open(path) as handle:
+            crd = yaml.safe_load(handle)
+        kind = crd["spec"]["names"]["kind"]
+        if kind in rendered:
+            for version in crd["spec"]["versions"]:
+                if version.get("served"):
+                    walk(version["schema"]["openAPIV3Schema"], kind)
+    return sorted(set(out))
+
+
+def test_every_upstream_cel_rule_is_enforced_by_the_model():
+    from ansible_collections.c5c3.gitops.plugins.module_utils.fleet_validate import CEL_NOT_CHECKABLE, CEL_RULES
+    enforced = {(kind, message) for kind, message, _check in CEL_RULES}
+    rules = _cel_rules()
+    assert len(rules) >= 10
+    missing = [r for r in rules if r not in enforced and r[1] not in CEL_NOT_CHECKABLE]
+    assert not missing, "CEL rules of the upstream CRDs the model does not enforce: %s" % missing
+
+
+def test_chart_ref_form_objects_match_crd_schemas():
+    catalog = load_catalog()
+    for src in catalog["sources"]:
+        if src["name"] == "c5c3-charts":
+            src["chartForm"] = "chartRef"
+    fleet = build_fleet(make_inventory(), catalog)
+    kinds = set()
+    for item in fleet["objects"]:
+        doc = item["object"]
+        if "fluxcd" in doc["apiVersion"].split("/")[0]:
+            jsonschema.validate(doc, SCHEMAS[(doc["apiVersion"], doc["kind"])], cls=jsonschema.Draft7Validator)
+            kinds.add(doc["kind"])
+    assert "OCIRepository" in kinds

@@ -162,7 +162,7 @@ def test_hub_namespace_of_the_hub_cannot_be_reused(catalog):
 def test_duplicate_objects_are_refused_by_the_object_pass():
     # The model's own naming cannot clash (per-cluster hub namespaces); this backstop catches
     # whatever a future builder or a spec override might produce.
-    obj = {"apiVersion": "v1", "kind": "HelmRelease", "metadata": {"name": "a", "namespace": "n"}, "spec": {}}
+    obj = {"apiVersion": "v1", "kind": "HelmRelease", "metadata": {"name": "a", "namespace": "n"}, "spec": {"chart": {}}}
     with pytest.raises(FleetValidationError, match="duplicate object HelmRelease n/a"):
         validate_objects([obj, dict(obj)])
     validate_objects([obj, dict(obj, kind="Kustomization")])  # same name, other kind: fine

@@ -21,11 +21,13 @@ def test_fixture(path):
     expect = case["expect"]
     verdict = readiness.evaluate(case["object"])
     assert verdict.state == expect["state"], verdict
-    for field in ("reason", "generation", "observed_generation", "blocked_by"):
+    for field in ("reason", "generation", "observed_generation", "blocked_by", "notes"):
         if field in expect:
             assert getattr(verdict, field) == expect[field], verdict
     if "message_contains" in expect:
         assert expect["message_contains"] in verdict.message, verdict
+    if "notes_contains" in expect:
+        assert any(expect["notes_contains"] in n for n in verdict.notes), verdict
 
 
 def test_every_kind_and_state_has_a_fixture():

@@ -198,9 +198,9 @@ def test_an_io_error_midway_leaves_the_previous_tree_intact(catalog, tmp_path):
     before = _snapshot(dest)
     hv = {"control-plane": {"gitops_component_overrides": {"keystone-operator": {"version": ">=0.2.0 <0.3.0"}}},
           "storage": {"gitops_component_overrides": {"prysm": {"enabled": False}}}}
-    new_tree = render_tree(build_fleet(make_inventory(layout={"management": ["management"], "control_plane": ["control-plane", "cp-2"],
-                                                                "hypervisor": ["hypervisor"], "storage": ["storage"]},
-                                                        host_vars=hv), catalog))
+    layout = {"management": ["management"], "control_plane": ["control-plane", "cp-2"],
+              "hypervisor": ["hypervisor"], "storage": ["storage"]}
+    new_tree = render_tree(build_fleet(make_inventory(layout=layout, host_vars=hv), catalog))
     result = _plan(new_tree, dest)
     assert result["created"] and result["updated"] and result["removed"]
     calls = []

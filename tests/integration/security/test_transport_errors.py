@@ -74,7 +74,7 @@ def assert_clear(result, *needles):
     ("c5c3.gitops.flux_report_info", {}),
     ("c5c3.gitops.flux_wait", {"objects": [{"kind": "HelmRelease", "name": "x", "namespace": "flux-system"}], "timeout": 900}),
     ("c5c3.gitops.flux_apply", {"objects": [{"apiVersion": "v1", "kind": "ConfigMap",
-                                              "metadata": {"name": "x", "namespace": "flux-system"}}]}),
+                                             "metadata": {"name": "x", "namespace": "flux-system"}}]}),
 ])
 def test_refused_port_names_cluster_url_and_fails_at_once(hub, module, args):
     server = "https://127.0.0.1:%d" % free_port()
@@ -90,7 +90,7 @@ def test_refused_port_names_cluster_url_and_fails_at_once(hub, module, args):
     ("c5c3.gitops.flux_report_info", {}),
     ("c5c3.gitops.flux_reconcile", {"objects": [{"kind": "HelmRelease", "name": "x", "namespace": "flux-system"}]}),
     ("c5c3.gitops.flux_apply", {"objects": [{"apiVersion": "v1", "kind": "ConfigMap",
-                                              "metadata": {"name": "x", "namespace": "flux-system"}}]}),
+                                             "metadata": {"name": "x", "namespace": "flux-system"}}]}),
 ])
 def test_wrong_token_says_unauthorized_naming_the_cluster(hub, module, args):
     rc, result, _elapsed = ansible(module, dict(args, kubeconfig=with_token(hub, "wrong-token-0123456789")))

@@ -18,7 +18,7 @@ def kubeconfig(user=None):
     return {
         "apiVersion": "v1", "kind": "Config", "current-context": "hub",
         "clusters": [{"name": "hub", "cluster": {"server": "https://127.0.0.1:6443",
-                                                   "certificate-authority-data": "Q0FDQUNB"}}],
+                                                 "certificate-authority-data": "Q0FDQUNB"}}],
         "contexts": [{"name": "hub", "context": {"cluster": "hub", "user": "admin"}}],
         "users": [{"name": "admin", "user": user if user is not None else {"token": TOKEN}}],
     }
@@ -60,7 +60,7 @@ def test_invalid_yaml_text_is_still_masked_as_a_whole():
 def test_auth_provider_exec_env_and_nested_credentials():
     kc = kubeconfig({
         "auth-provider": {"name": "oidc", "config": {"id-token": "idtok-123456", "refresh-token": "ref-123456",
-                                                      "client-secret": "cs-123456", "client-id": "public-id"}},
+                                                     "client-secret": "cs-123456", "client-id": "public-id"}},
         "exec": {"command": "helper", "env": [{"name": "VAULT_TOKEN", "value": "exec-env-secret"}]},
     })
     found = s.kubeconfig_secrets(kc)

@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             elif args.action == "stop":
                 fleet.stop_simulator(sd)
             else:
-                from . import simulator
-                return simulator.run(sd, workers=args.workers)
+                from . import sim
+                return sim.run(sd, workers=args.workers)
             return 0
     except fleet.FleetError as exc:
         print(f"local-fleet: ERROR: {exc}", file=sys.stderr)

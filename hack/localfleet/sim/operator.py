@@ -225,7 +225,7 @@ def build_report(rt):
             spec["sync"] = {"id": f"kustomization/{fi['metadata']['name']}", "path": sync.get("path", ""),
                             "ready": False, "source": src,
                             "status": f"secret '{ns}/{ps}' not found" if missing else
-                            "not reconciled: the simulator does not fetch sync sources"}
+                            "not reconciled yet: the sync Kustomization does not exist"}
     return ns, spec
 
 def update_report(rt):

@@ -55,6 +55,7 @@ class Runtime:
         self.stop = threading.Event()
         self.spokes: dict = {}      # kubeconfig digest -> ApiClient
         self.spokes_lock = threading.Lock()
+        self.spoke_kubeconfigs: dict = {}  # kubeconfig digest -> kubeconfig bytes (kubectl)
         self.namespaces_ok: set = set()  # (kubeconfig digest, namespace) known to exist
         self.memo: dict = {}        # key -> fingerprint of the last terminal reconcile
         self.seen: set = set()      # keys looked at since the simulator started
@@ -86,6 +87,7 @@ class Runtime:
                     raise Outcome("RESTClientError", "invalid kubeconfig: no clusters defined")
                 api = self._client_from_dict(kc)
                 self.spokes[key] = api
+                self.spoke_kubeconfigs[key] = kc_bytes
         return key, api
 
     def call(self, fn, *args, **kwargs):
@@ -257,6 +259,12 @@ class Runtime:
             self.memo[key] = fp
             self.backoff.pop(key, None)
             self.delay_due.pop(key, None)
+        else:
+            # not terminal (e.g. DependencyNotReady): the memo of an earlier success no longer
+            # describes the object, so a dependency returning to the very same state it had then
+            # (re-created, or Ready again at the same generation) must be re-checked, as Flux's
+            # requeue with the dependency retry interval does (issue 12 §8)
+            self.memo.pop(key, None)
 
     @staticmethod
     def settled(kind, obj) -> bool:
@@ -281,7 +289,7 @@ class Runtime:
             elif ref[0] == "Secret":
                 parts.append((ref, o["metadata"].get("resourceVersion")))
             else:
-                parts.append((ref, is_ready(o), o["metadata"].get("generation"),
+                parts.append((ref, o["metadata"].get("uid"), is_ready(o), o["metadata"].get("generation"),
                               ((o.get("status") or {}).get("artifact") or {}).get("revision")))
         return tuple(parts)
 

@@ -9,11 +9,35 @@ import json
 
 from kubernetes.client.rest import ApiException
 
-from .common import now_iso
+from . import git
+from .common import now_iso, parse_duration
 
 
 # -------------------------------------------------------------------------------- sources
-def _source_ready(rt, key, obj, revision, message, extra=None) -> bool:
+def _read_secret(rt, ns, name):
+    """The Secret (from the store, or read directly when it is not watched), or None."""
+    sec = rt.store.get(("Secret", ns, name))
+    if sec is not None:
+        return sec
+    try:
+        return json.loads(rt.call(rt.core.read_namespaced_secret, name, ns, _preload_content=False).data)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        return None
+
+
+def _fetch_failed(rt, key, obj, reason, message) -> bool:
+    status = rt.handled(obj, {"observedGeneration": obj["metadata"].get("generation")})
+    status["conditions"] = rt.conditions(obj, [
+        {"type": "Ready", "status": "False", "reason": reason, "message": message},
+        {"type": "FetchFailed", "status": "True", "reason": reason, "message": message}], drop=("Reconciling",))
+    rt.patch_status(key, obj, status)
+    rt.queue.add_after(key, rt._next_backoff(key))
+    return False
+
+
+def _source_ready(rt, key, obj, revision, message, extra=None, art_digest=None, size=1024) -> bool:
     kind, ns, name = key
     spec = obj.get("spec") or {}
     status = rt.handled(obj, {})
@@ -33,14 +57,14 @@ def _source_ready(rt, key, obj, revision, message, extra=None) -> bool:
             rt.patch_status(key, obj, status)
             rt.queue.add_after(key, rt._next_backoff(key))
             return False
-    art_digest = "sha256:" + hashlib.sha256(revision.encode()).hexdigest()
+    art_digest = art_digest or "sha256:" + hashlib.sha256(revision.encode()).hexdigest()
     prev = (obj.get("status") or {}).get("artifact") or {}
     artifact = {"path": f"{kind.lower()}/{ns}/{name}/{art_digest[7:19]}.tar.gz",
                 "url": f"http://source-controller.flux-system.svc.cluster.local./{kind.lower()}/{ns}/{name}/"
                        f"{art_digest[7:19]}.tar.gz",
                 "revision": revision, "digest": art_digest,
                 "lastUpdateTime": prev.get("lastUpdateTime") if prev.get("revision") == revision else now_iso(),
-                "size": 1024}
+                "size": size}
     status.update({"observedGeneration": obj["metadata"].get("generation"), "artifact": artifact,
                    "url": artifact["url"] if kind != "HelmChart" else None,
                    "conditions": rt.conditions(obj, [
@@ -55,6 +79,8 @@ def _source_ready(rt, key, obj, revision, message, extra=None) -> bool:
 
 def reconcile_gitrepository(rt, key, obj) -> bool:
     spec = obj.get("spec") or {}
+    if git.served_locally(spec.get("url") or ""):
+        return _fetch_gitrepository(rt, key, obj)
     ref = spec.get("ref") or {}
     name = ref.get("name") or ref.get("tag") or ref.get("branch") or ref.get("semver") or "master"
     if ref.get("tag") and not ref.get("name"):
@@ -82,3 +108,43 @@ def reconcile_helmchart(rt, key, obj) -> bool:
     version = spec.get("version") or "*"
     return _source_ready(rt, key, obj, version, f"pulled '{chart}' chart with version '{version}'",
                               extra={"observedChartName": chart})
+
+
+def _fetch_gitrepository(rt, key, obj) -> bool:
+    """A repository of the local fleet's Git server: fetched for real (git over ssh with the
+    secretRef's identity and known_hosts); the artifact is the commit's tree. Polled every
+    spec.interval like the real controller, so the result is never terminal."""
+    _kind, ns, name = key
+    spec = obj.get("spec") or {}
+    url = spec["url"]
+    data = None
+    sref = (spec.get("secretRef") or {}).get("name")
+    if sref:
+        sec = _read_secret(rt, ns, sref)
+        if sec is None:
+            return _fetch_failed(rt, key, obj, "AuthenticationFailed",
+                                 f"failed to get secret '{ns}/{sref}': secrets \"{sref}\" not found")
+        data = sec.get("data") or {}
+    try:
+        sha, revision = git.fetch(rt.state_dir, ns, name, url, spec.get("ref") or {}, data)
+        tar = git.archive(rt.state_dir, ns, name, sha)
+    except git.GitError as exc:
+        return _fetch_failed(rt, key, obj, exc.reason, exc.message)
+    rt.backoff.pop(key, None)
+    _source_ready(rt, key, obj, revision, f"stored artifact for revision '{revision}'",
+                  art_digest=git.artifact_digest(tar), size=len(tar))
+    rt.queue.add_after(key, parse_duration(spec.get("interval")) or 60)
+    return False
+
+
+def local_checkout(rt, kind, src, dest) -> str | None:
+    """For the kustomize-controller: export the source's artifact (its commit) into dest; None when
+    the source is not fetched for real (outside the local fleet)."""
+    if kind != "GitRepository" or not git.served_locally((src.get("spec") or {}).get("url", "")):
+        return None
+    rev = ((src.get("status") or {}).get("artifact") or {}).get("revision", "")
+    sha = rev.rsplit("sha1:", 1)[-1]
+    md = src["metadata"]
+    tar = git.archive(rt.state_dir, md["namespace"], md["name"], sha)
+    git.export(tar, dest)
+    return rev

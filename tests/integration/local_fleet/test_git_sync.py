@@ -154,3 +154,43 @@ def test_kustomization_applies_to_the_spoke_through_its_kubeconfig(hub, repo):
     cm = hub.spoke_core.read_namespaced_config_map("on-spoke", ns)
     assert "kustomize-controller" in _managers(cm)
     assert not hub.core.list_namespaced_config_map(ns, field_selector="metadata.name=on-spoke").items
+
+
+def test_fluxinstance_sync_is_not_ready_until_the_branch_exists_then_applies_it(hub, repo):
+    """The sync objects the operator generates, against the fleet's (empty) sync repository."""
+    ns = "flux-system"
+    hub.ensure_namespace(ns)
+    branch = _branch()
+    with open(repo.identity, encoding="utf-8") as fh:
+        identity = fh.read()
+    with open(repo.known_hosts, encoding="utf-8") as fh:
+        known_hosts = fh.read()
+    try:
+        hub.core.create_namespaced_secret(ns, {"metadata": {"name": "flux-system", "namespace": ns},
+                                               "stringData": {"identity": identity, "known_hosts": known_hosts}})
+    except Exception as exc:  # noqa: BLE001 - left by an earlier run of this test on a reused fleet
+        assert getattr(exc, "status", None) == 409
+    sync = {"kind": "GitRepository", "url": repo.url, "ref": f"refs/heads/{branch}", "path": f"clusters/{branch}",
+            "pullSecret": "flux-system"}
+    try:
+        hub.create("FluxInstance", "flux", {"distribution": {"version": "2.x", "registry": "ghcr.io/fluxcd"},
+                                            "sync": sync}, namespace=ns)
+    except Exception as exc:  # noqa: BLE001 - another test made the instance: give it the sync
+        assert getattr(exc, "status", None) == 409
+        hub.patch("FluxInstance", "flux", {"spec": {"sync": sync}}, namespace=ns)
+    try:
+        src = hub.wait("GitRepository", ns, lambda o: (o.get("spec") or {}).get("ref", {}).get("name")
+                       == f"refs/heads/{branch}" and (condition(o, "Ready") or {}).get("status") == "False",
+                       namespace=ns, timeout=60)
+        assert condition(src, "Ready")["reason"] == "GitOperationFailed"
+        assert f"couldn't find remote ref refs/heads/{branch}" in condition(src, "Ready")["message"]
+
+        sha = repo.commit(branch, {f"clusters/{branch}/cm.yaml": _cm(f"sync-{branch}", hub.ns, "1")})
+        hub.annotate("GitRepository", ns, {"reconcile.fluxcd.io/requestedAt": branch}, namespace=ns)
+        ks = hub.wait("Kustomization", ns, lambda o: (o.get("status") or {}).get("lastAppliedRevision")
+                      == f"refs/heads/{branch}@sha1:{sha}", namespace=ns, timeout=90)
+        assert ready_at_generation(ks)
+        cm = hub.core.read_namespaced_config_map(f"sync-{branch}", hub.ns)
+        assert "kustomize-controller" in _managers(cm)
+    finally:
+        hub.patch("FluxInstance", "flux", {"spec": {"sync": None}}, namespace=ns)

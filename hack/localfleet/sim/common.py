@@ -91,7 +91,6 @@ def is_ready(obj) -> bool:
     return st.get("observedGeneration") == gen
 
 
-
 def references(kind, obj) -> list:
     """Keys (kind, ns, name) an object depends on: dependencies, sources, kubeconfig Secret."""
     ns = obj["metadata"].get("namespace")
@@ -134,4 +133,3 @@ class Outcome(Exception):
     def __init__(self, reason, message, *, wait=False, requeue=None, stalled=False):
         super().__init__(message)
         self.reason, self.message, self.wait, self.requeue, self.stalled = reason, message, wait, requeue, stalled
-

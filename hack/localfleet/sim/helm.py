@@ -119,7 +119,7 @@ def reconcile(rt, key, obj) -> bool:
             _ensure_namespace(rt, kc_digest, api, url, storage_ns)
         if needs_release:
             version = _write_release(rt, api, url, release, target_ns, storage_ns, chart_name, chart_version,
-                                          values, cfg_digest, action, (last or {}).get("version", 0))
+                                     values, cfg_digest, action, (last or {}).get("version", 0))
             t = now_iso()
             snap = {"name": release, "namespace": target_ns, "version": version, "status": "deployed",
                     "chartName": chart_name, "chartVersion": chart_version, "appVersion": chart_version,
@@ -132,7 +132,7 @@ def reconcile(rt, key, obj) -> bool:
         else:
             # in sync: verify the spoke (the real controller reads the release storage)
             rt.spoke_call(api, f"{url}/api/v1/namespaces/{storage_ns}/secrets", client.CoreV1Api(api).list_namespaced_secret,
-                            storage_ns, label_selector=f"owner=helm,name={release}", limit=1, _preload_content=False)
+                          storage_ns, label_selector=f"owner=helm,name={release}", limit=1, _preload_content=False)
     except (ConnectionError, ApiException) as exc:
         msg = rt.api_error(exc) if isinstance(exc, ApiException) else str(exc)
         out = Outcome("StateError", f"Could not determine release state: query: failed to query with labels: {msg}",
@@ -163,6 +163,7 @@ def reconcile(rt, key, obj) -> bool:
     rt.patch_status(key, obj, status)
     return True
 
+
 def _hr_fail(rt, key, obj, out: Outcome, status) -> bool:
     drop = ("Stalled",)
     desired = [{"type": "Ready", "status": "False", "reason": out.reason, "message": out.message},
@@ -176,6 +177,7 @@ def _hr_fail(rt, key, obj, out: Outcome, status) -> bool:
     if out.requeue:
         rt.queue.add_after(key, out.requeue)
     return False
+
 
 def _hr_release_failed(rt, key, obj, status, action, release, target_ns, chart_ref, failures, history) -> bool:
     spec = obj.get("spec") or {}
@@ -213,17 +215,19 @@ def _hr_release_failed(rt, key, obj, status, action, release, target_ns, chart_r
         return False
     return True
 
+
 def _ensure_namespace(rt, kc_digest, api, url, ns):
     if (kc_digest, ns) in rt.namespaces_ok:
         return
     core = client.CoreV1Api(api)
     try:
         rt.spoke_call(api, f"{url}/api/v1/namespaces", core.create_namespace,
-                        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, _preload_content=False)
+                      {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, _preload_content=False)
     except ApiException as exc:
         if exc.status != 409:
             raise
     rt.namespaces_ok.add((kc_digest, ns))
+
 
 def _write_release(rt, api, url, release, target_ns, storage_ns, chart, version, values, cfg_digest, action,
                    last_version) -> int:
@@ -248,20 +252,20 @@ def _write_release(rt, api, url, release, target_ns, storage_ns, chart, version,
                 "data": {"release": base64.b64encode(payload.encode()).decode()}}
         try:
             rt.spoke_call(api, f"{url}/api/v1/namespaces/{storage_ns}/secrets", core.create_namespaced_secret,
-                            storage_ns, body, _preload_content=False)
+                          storage_ns, body, _preload_content=False)
         except ApiException as exc:
             if exc.status != 409:
                 raise
             # someone (an earlier run) already wrote this version: continue after the highest one
             resp = rt.spoke_call(api, url, core.list_namespaced_secret, storage_ns,
-                                   label_selector=f"owner=helm,name={release}", _preload_content=False)
+                                 label_selector=f"owner=helm,name={release}", _preload_content=False)
             versions = [int(i["metadata"]["labels"].get("version", 0)) for i in json.loads(resp.data)["items"]]
             n = max(versions + [n]) + 1
             continue
         if n > 1:  # the previous release is superseded, as Helm marks it
             try:
                 rt.spoke_call(api, url, core.patch_namespaced_secret, f"sh.helm.release.v1.{release}.v{n - 1}",
-                                storage_ns, {"metadata": {"labels": {"status": "superseded"}}}, _preload_content=False)
+                              storage_ns, {"metadata": {"labels": {"status": "superseded"}}}, _preload_content=False)
             except ApiException as exc:
                 if exc.status != 404:
                     raise

@@ -26,6 +26,7 @@ def reconcile_resourceset(rt, key, obj) -> bool:
     rt.patch_status(key, obj, status)
     return True
 
+
 def flux_components(rt, fi):
     spec = fi.get("spec") or {}
     dist = spec.get("distribution") or {}
@@ -37,6 +38,7 @@ def flux_components(rt, fi):
         out.append({"name": c, "repository": f"{registry}/{c}", "tag": version,
                     "digest": "sha256:" + hashlib.sha256(f"{registry}/{c}:{version}".encode()).hexdigest()})
     return version, out
+
 
 def resolve_version(v):
     if not v or v in ("*", "2.x", "2.x.x", "v2.x"):
@@ -50,13 +52,14 @@ def resolve_version(v):
         return f"v{m.group(1)}.{m.group(2)}.0"
     return FLUX_VERSION
 
+
 def reconcile_fluxinstance(rt, key, obj) -> bool:
     version, comps = flux_components(rt, obj)
     st = obj.get("status") or {}
     rev = f"{version}@{digest(comps)}"
     status = rt.handled(obj, {"components": comps,
-                                "lastAppliedRevision": rev, "lastAttemptedRevision": rev,
-                                "lastArtifactRevision": st.get("lastArtifactRevision")})
+                              "lastAppliedRevision": rev, "lastAttemptedRevision": rev,
+                              "lastArtifactRevision": st.get("lastArtifactRevision")})
     ann = obj["metadata"].get("annotations") or {}
     if ann.get(FORCE_AT):
         status["lastHandledForceAt"] = ann[FORCE_AT]
@@ -70,12 +73,13 @@ def reconcile_fluxinstance(rt, key, obj) -> bool:
         return True
     ensure_sync_objects(rt, obj)
     status["conditions"] = rt.conditions(obj, [{"type": "Ready", "status": "True",
-                                                  "reason": "ReconciliationSucceeded",
-                                                  "message": "Reconciliation finished in 1s"}],
-                                           drop=("Reconciling", "Stalled"))
+                                                "reason": "ReconciliationSucceeded",
+                                                "message": "Reconciliation finished in 1s"}],
+                                         drop=("Reconciling", "Stalled"))
     rt.patch_status(key, obj, status)
     rt.report_dirty.set()
     return True
+
 
 def sync_objects(fi):
     """The source and Kustomization the Flux Operator generates from FluxInstance.spec.sync,
@@ -102,6 +106,7 @@ def sync_objects(fi):
                          "prune": True, "sourceRef": {"kind": kind, "name": ns}}})
     return out
 
+
 def ensure_sync_objects(rt, fi):
     """Create or update the generated sync objects, as the operator does on every reconcile."""
     for want in sync_objects(fi):
@@ -114,18 +119,20 @@ def ensure_sync_objects(rt, fi):
         try:
             if cur is None:
                 rt.call(rt.custom.create_namespaced_custom_object, g, v, md["namespace"], p, body,
-                          _preload_content=False)
+                        _preload_content=False)
             elif (cur.get("spec") or {}) != want["spec"]:
                 rt.call(rt.custom.patch_namespaced_custom_object, g, v, md["namespace"], p, md["name"],
-                          [{"op": "replace", "path": "/spec", "value": want["spec"]}], _preload_content=False)
+                        [{"op": "replace", "path": "/spec", "value": want["spec"]}], _preload_content=False)
         except ApiException as exc:
             if exc.status != 409:  # created meanwhile: the watch brings it in
                 raise
+
 
 def is_operator_deployment(obj) -> bool:
     md = obj["metadata"]
     return (md.get("namespace") == "flux-system"
             or (md.get("labels") or {}).get("app.kubernetes.io/name") == "flux-operator")
+
 
 def reconcile_deployment(rt, key, obj):
     md = obj["metadata"]
@@ -150,7 +157,7 @@ def reconcile_deployment(rt, key, obj):
                    "lastUpdateTime": t, "lastTransitionTime": t}]}
     try:
         resp = rt.call(rt.apps.patch_namespaced_deployment_status, name, md["namespace"], {"status": status},
-                         _preload_content=False)
+                       _preload_content=False)
     except ApiException as exc:
         if exc.status == 404:
             return
@@ -158,6 +165,7 @@ def reconcile_deployment(rt, key, obj):
     new = json.loads(resp.data)
     rt.store.upsert(("Deployment", md["namespace"], name), new)
     rt.report_dirty.set()
+
 
 def report_loop(rt):
     while not rt.stop.is_set():
@@ -174,6 +182,7 @@ def report_loop(rt):
             rt.stop.wait(2)
             rt.report_dirty.set()
         rt.stop.wait(0.5)  # debounce: at most two report writes per second
+
 
 def build_report(rt):
     ns = "flux-system"
@@ -228,6 +237,7 @@ def build_report(rt):
                             "not reconciled yet: the sync Kustomization does not exist"}
     return ns, spec
 
+
 def update_report(rt):
     ns, spec = build_report(rt)
     if ("Namespace", None, ns) not in rt.store.objs:
@@ -248,10 +258,10 @@ def update_report(rt):
             if exc.status != 409:
                 raise
             cur = json.loads(rt.call(rt.custom.get_namespaced_custom_object, g, v, ns, p, "flux",
-                                       _preload_content=False).data)
+                                     _preload_content=False).data)
     if (cur.get("spec") or {}) != spec:
         resp = rt.call(rt.custom.patch_namespaced_custom_object, g, v, ns, p, "flux",
-                         {"spec": spec}, _preload_content=False)
+                       {"spec": spec}, _preload_content=False)
         cur = json.loads(resp.data)
         rt.store.upsert(key, cur)
     status = rt.handled(cur, {"conditions": rt.conditions(cur, [

@@ -153,4 +153,3 @@ class Store:
     def referrers_of(self, key):
         with self.lock:
             return list(self.referrers.get(key, ()))
-

@@ -364,8 +364,9 @@ def up(inventory: str, state_dir: str, with_simulator: bool = True) -> dict:
     save_state(state_dir, state)
     try:
         t1 = time.monotonic()
+        _start_git(state_dir, state, p)  # starts meanwhile: its readiness is checked after the servers'
         _start(state, clusters, hub, apiserver_bin, etcd_bin, ca_pem, p)
-        _start_git(state_dir, state, p)
+        _wait_git(state_dir, state)
         t2 = time.monotonic()
         log(f"etcd + {len(clusters)} kube-apiservers ready (/readyz), Git server {state['git']['url']} "
             f"in {t2 - t1:.1f}s")
@@ -408,8 +409,13 @@ def _start_git(state_dir: str, state: dict, p: dict) -> None:
     state["processes"]["sshd"] = {"pid": pid, "expect": facts["config"], "log": slog}
     state["git"] = facts
     save_state(state_dir, state)
+
+
+def _wait_git(state_dir: str, state: dict) -> None:
+    proc = state["processes"]["sshd"]
+    pid, config, slog = proc["pid"], proc["expect"], proc["log"]
     try:
-        gitserver.wait_ready(state_dir, lambda: pid_alive(pid, facts["config"]))
+        gitserver.wait_ready(state_dir, lambda: pid_alive(pid, config))
     except gitserver.GitServerError as exc:
         raise FleetError(f"Git server: {exc}; last log lines ({slog}):\n{tail(slog)}") from None
 

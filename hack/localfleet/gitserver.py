@@ -148,6 +148,9 @@ X11Forwarding no
 PermitTunnel no
 PermitUserEnvironment no
 PrintMotd no
+# many GitRepositories fetch at once on a loaded machine: do not drop unauthenticated connections
+MaxStartups 100:30:200
+LoginGraceTime 60
 Subsystem sftp none
 LogLevel VERBOSE
 """

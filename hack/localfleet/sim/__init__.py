@@ -23,14 +23,15 @@ class Controller:
     reconcile: Callable  # (rt, key, obj) -> bool: True when terminal for the object's fingerprint
     wants: Callable | None = None  # for watched non-Flux kinds: which objects to reconcile
     plain: bool = False  # no Flux semantics (suspend, memo, test hooks): e.g. Deployments
+    resyncs: bool = False  # reconciles again on spec.interval (real work): also redone after a restart
 
 
 CONTROLLERS = {
-    "GitRepository": Controller(source.reconcile_gitrepository),
+    "GitRepository": Controller(source.reconcile_gitrepository, resyncs=True),
     "OCIRepository": Controller(source.reconcile_ocirepository),
     "HelmRepository": Controller(source.reconcile_helmrepository),
     "HelmChart": Controller(source.reconcile_helmchart),
-    "Kustomization": Controller(kustomize.reconcile),
+    "Kustomization": Controller(kustomize.reconcile, resyncs=True),
     "HelmRelease": Controller(helm.reconcile),
     "FluxInstance": Controller(operator.reconcile_fluxinstance),
     "ResourceSet": Controller(operator.reconcile_resourceset),

@@ -19,7 +19,7 @@ import tempfile
 import threading
 from urllib.parse import urlparse
 
-GIT_TIMEOUT = float(os.environ.get("LOCAL_FLEET_SIM_GIT_TIMEOUT", "30"))
+GIT_TIMEOUT = float(os.environ.get("LOCAL_FLEET_SIM_GIT_TIMEOUT", "60"))
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 _locks: dict = {}
 _locks_lock = threading.Lock()
@@ -53,8 +53,11 @@ def cache_dir(state_dir, ns, name) -> str:
 
 
 def _git(argv, env=None, cwd=None, binary=False):
-    proc = subprocess.run(["git", *argv], check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=env, cwd=cwd, timeout=GIT_TIMEOUT)
+    try:
+        proc = subprocess.run(["git", *argv], check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env, cwd=cwd, timeout=GIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return 1, b"" if binary else "", f"git {argv[2] if len(argv) > 2 else argv[0]}: timeout after {GIT_TIMEOUT:.0f}s"
     return proc.returncode, proc.stdout if binary else proc.stdout.decode(errors="replace"), \
         proc.stderr.decode(errors="replace").strip()
 

@@ -209,9 +209,8 @@ def _build_and_apply(rt, key, obj, skind, src, kc_digest, revision, status) -> b
                    "inventory": {"entries": entries},
                    "conditions": rt.conditions(obj, desired, drop=("Reconciling", "Stalled"))})
     rt.patch_status(key, obj, status)
-    rt.backoff.pop(key, None)
-    rt.queue.add_after(key, parse_duration(spec.get("interval")) or 600)
-    return False
+    rt.resync_after(key, parse_duration(spec.get("interval")) or 600)
+    return True
 
 
 def _apply(rt, key, obj, skind, src, kc_digest):

@@ -107,6 +107,17 @@ def sync_objects(fi):
     return out
 
 
+def merge_patch(cur: dict, want: dict) -> dict:
+    """RFC 7386 merge patch turning cur into want (None removes a key)."""
+    out = {k: None for k in cur if k not in want}
+    for k, v in want.items():
+        if isinstance(v, dict) and isinstance(cur.get(k), dict):
+            out[k] = merge_patch(cur[k], v)
+        elif cur.get(k) != v:
+            out[k] = v
+    return out
+
+
 def ensure_sync_objects(rt, fi):
     """Create or update the generated sync objects, as the operator does on every reconcile."""
     for want in sync_objects(fi):
@@ -122,7 +133,7 @@ def ensure_sync_objects(rt, fi):
                         _preload_content=False)
             elif (cur.get("spec") or {}) != want["spec"]:
                 rt.call(rt.custom.patch_namespaced_custom_object, g, v, md["namespace"], p, md["name"],
-                        [{"op": "replace", "path": "/spec", "value": want["spec"]}], _preload_content=False)
+                        {"spec": merge_patch(cur.get("spec") or {}, want["spec"])}, _preload_content=False)
         except ApiException as exc:
             if exc.status != 409:  # created meanwhile: the watch brings it in
                 raise

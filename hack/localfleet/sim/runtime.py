@@ -61,6 +61,7 @@ class Runtime:
         self.seen: set = set()      # keys looked at since the simulator started
         self.delay_due: dict = {}   # key -> (fingerprint, monotonic due)
         self.backoff: dict = {}     # key -> seconds
+        self.resync_at: dict = {}   # key -> monotonic time its spec.interval is due (see resync_after)
         self.report_dirty = threading.Event()
         self.synced = threading.Event()
         self.watch_ready: dict = {}
@@ -180,6 +181,7 @@ class Runtime:
         self.seen.discard(key)
         self.delay_due.pop(key, None)
         self.backoff.pop(key, None)
+        self.resync_at.pop(key, None)
         self._enqueue_related(key)
         self.report_dirty.set()
 
@@ -200,6 +202,11 @@ class Runtime:
                 self.queue.add_after(key, self._next_backoff(key))
             finally:
                 self.queue.done(key)
+
+    def resync_after(self, key, seconds: float) -> None:
+        """Reconcile key again after `seconds` even if nothing changed (a controller's spec.interval)."""
+        self.resync_at[key] = time.monotonic() + seconds
+        self.queue.add_after(key, seconds)
 
     def _next_backoff(self, key) -> float:
         b = min(30.0, self.backoff.get(key, 0.5) * 2)
@@ -235,11 +242,11 @@ class Runtime:
                 and observed not in (None, -1, gen)):
             return  # injected fault: keep the old Ready at the old generation
         fp = self.fingerprint(kind, obj)
-        if self.memo.get(key) == fp:
+        if self.memo.get(key) == fp and time.monotonic() < self.resync_at.get(key, float("inf")):
             return
         if key not in self.seen:
             self.seen.add(key)
-            if self.settled(kind, obj):
+            if not ctl.resyncs and self.settled(kind, obj):
                 # already reconciled (e.g. before a simulator restart): do not redo its work
                 self.memo[key] = fp
                 return

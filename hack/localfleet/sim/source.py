@@ -77,6 +77,7 @@ def _source_ready(rt, key, obj, revision, message, extra=None, art_digest=None, 
     rt.patch_status(key, obj, status)
     return True
 
+
 def reconcile_gitrepository(rt, key, obj) -> bool:
     spec = obj.get("spec") or {}
     if git.served_locally(spec.get("url") or ""):
@@ -89,6 +90,7 @@ def reconcile_gitrepository(rt, key, obj) -> bool:
     rev = f"{name}@sha1:{sha}" if not ref.get("commit") or ref.get("branch") else f"sha1:{sha}"
     return _source_ready(rt, key, obj, rev, f"stored artifact for revision '{rev}'")
 
+
 def reconcile_ocirepository(rt, key, obj) -> bool:
     spec = obj.get("spec") or {}
     ref = spec.get("ref") or {}
@@ -97,23 +99,25 @@ def reconcile_ocirepository(rt, key, obj) -> bool:
     rev = f"{tag}@{d}"
     return _source_ready(rt, key, obj, rev, f"stored artifact for digest '{rev}'")
 
+
 def reconcile_helmrepository(rt, key, obj) -> bool:
     spec = obj.get("spec") or {}
     d = "sha256:" + hashlib.sha256(json.dumps([spec.get("url"), obj["metadata"].get("generation")]).encode()).hexdigest()
     return _source_ready(rt, key, obj, d, f"stored artifact: revision '{d}'")
+
 
 def reconcile_helmchart(rt, key, obj) -> bool:
     spec = obj.get("spec") or {}
     chart = spec.get("chart", "chart").rstrip("/").rsplit("/", 1)[-1]
     version = spec.get("version") or "*"
     return _source_ready(rt, key, obj, version, f"pulled '{chart}' chart with version '{version}'",
-                              extra={"observedChartName": chart})
+                         extra={"observedChartName": chart})
 
 
 def _fetch_gitrepository(rt, key, obj) -> bool:
     """A repository of the local fleet's Git server: fetched for real (git over ssh with the
-    secretRef's identity and known_hosts); the artifact is the commit's tree. Polled every
-    spec.interval like the real controller, so the result is never terminal."""
+    secretRef's identity and known_hosts); the artifact is the commit's tree. Fetched again every
+    spec.interval, like the real controller."""
     _kind, ns, name = key
     spec = obj.get("spec") or {}
     url = spec["url"]
@@ -130,11 +134,9 @@ def _fetch_gitrepository(rt, key, obj) -> bool:
         tar = git.archive(rt.state_dir, ns, name, sha)
     except git.GitError as exc:
         return _fetch_failed(rt, key, obj, exc.reason, exc.message)
-    rt.backoff.pop(key, None)
-    _source_ready(rt, key, obj, revision, f"stored artifact for revision '{revision}'",
-                  art_digest=git.artifact_digest(tar), size=len(tar))
-    rt.queue.add_after(key, parse_duration(spec.get("interval")) or 60)
-    return False
+    rt.resync_after(key, parse_duration(spec.get("interval")) or 60)
+    return _source_ready(rt, key, obj, revision, f"stored artifact for revision '{revision}'",
+                         art_digest=git.artifact_digest(tar), size=len(tar))
 
 
 def local_checkout(rt, kind, src, dest) -> str | None:

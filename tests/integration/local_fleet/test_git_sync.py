@@ -13,8 +13,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def repo(local_fleet, tmp_path):
-    return SyncRepo(local_fleet, tmp_path)
+def repo(local_fleet, hub, tmp_path):
+    yield SyncRepo(local_fleet, tmp_path)
+    # real sources are fetched every interval (and failing ones retried): leave none behind
+    for kind, (g, v, p) in (("Kustomization", ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations")),
+                            ("GitRepository", ("source.toolkit.fluxcd.io", "v1", "gitrepositories"))):
+        for o in hub.custom.list_namespaced_custom_object(g, v, hub.ns, p)["items"]:
+            hub.custom.delete_namespaced_custom_object(g, v, hub.ns, p, o["metadata"]["name"])
 
 
 def _branch():
@@ -172,11 +177,13 @@ def test_fluxinstance_sync_is_not_ready_until_the_branch_exists_then_applies_it(
         assert getattr(exc, "status", None) == 409
     sync = {"kind": "GitRepository", "url": repo.url, "ref": f"refs/heads/{branch}", "path": f"clusters/{branch}",
             "pullSecret": "flux-system"}
+    created = True
     try:
         hub.create("FluxInstance", "flux", {"distribution": {"version": "2.x", "registry": "ghcr.io/fluxcd"},
                                             "sync": sync}, namespace=ns)
     except Exception as exc:  # noqa: BLE001 - another test made the instance: give it the sync
         assert getattr(exc, "status", None) == 409
+        created = False
         hub.patch("FluxInstance", "flux", {"spec": {"sync": sync}}, namespace=ns)
     try:
         src = hub.wait("GitRepository", ns, lambda o: (o.get("spec") or {}).get("ref", {}).get("name")
@@ -193,4 +200,10 @@ def test_fluxinstance_sync_is_not_ready_until_the_branch_exists_then_applies_it(
         cm = hub.core.read_namespaced_config_map(f"sync-{branch}", hub.ns)
         assert "kustomize-controller" in _managers(cm)
     finally:
-        hub.patch("FluxInstance", "flux", {"spec": {"sync": None}}, namespace=ns)
+        # leave flux-system as found: the instance (other tests create their own) and its sync objects
+        if created:
+            hub.custom.delete_namespaced_custom_object("fluxcd.controlplane.io", "v1", ns, "fluxinstances", "flux")
+        else:
+            hub.patch("FluxInstance", "flux", {"spec": {"sync": None}}, namespace=ns)
+        for g, p in (("kustomize.toolkit.fluxcd.io", "kustomizations"), ("source.toolkit.fluxcd.io", "gitrepositories")):
+            hub.custom.delete_namespaced_custom_object(g, "v1", ns, p, ns)

@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
                 e, s = st["etcd"], st["simulator"]
                 print(f"{'etcd':<16} {'':<4} {e['url'] or '':<26} {e['pid']!s:>8}  {'yes' if e['running'] else 'NO'}")
                 print(f"{'simulator':<16} {'':<4} {'':<26} {s['pid']!s:>8}  {'yes' if s['running'] else 'NO':<5}  {s['log'] or ''}")
+                g = st.get("git")
+                if g:
+                    print(f"{'git (sshd)':<16} {'':<4} {'127.0.0.1:' + str(g['port']):<26} {g['pid']!s:>8}  "
+                          f"{'yes' if g['ready'] else 'NO':<5}  {g['url']}  (identity, known_hosts: {g['files']})")
             return 0 if st["ready"] else 1
         if args.cmd == "simulator":
             sd = _state_dir(args)
@@ -86,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             elif args.action == "stop":
                 fleet.stop_simulator(sd)
             else:
-                from . import simulator
-                return simulator.run(sd, workers=args.workers)
+                from . import sim
+                return sim.run(sd, workers=args.workers)
             return 0
     except fleet.FleetError as exc:
         print(f"local-fleet: ERROR: {exc}", file=sys.stderr)

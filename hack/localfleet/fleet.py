@@ -6,7 +6,9 @@ State directory layout (default <repo>/.cache/local-fleet):
     kubeconfigs/<cluster>.yaml self-contained kubeconfig (embedded CA + bearer token, cluster-admin)
     pki/                       ca.crt ca.key server.crt server.key sa.key sa.pub
     tokens/<cluster>.csv       static token file of each kube-apiserver
-    logs/                      etcd.log, kube-apiserver-<cluster>.log, simulator.log
+    logs/                      etcd.log, kube-apiserver-<cluster>.log, sshd.log, simulator.log
+    git/                       the Git server: identity, identity.pub, known_hosts, url, sshd_config,
+                               host key (see gitserver.py; the bare repository is in gitserver.GIT_ROOT)
     etcd/                      etcd data (or a symlink into /dev/shm when available)
 """
 from __future__ import annotations
@@ -27,6 +29,8 @@ import urllib.error
 import urllib.request
 
 import yaml
+
+from . import gitserver
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("LOCAL_FLEET_ROOT") or os.path.dirname(os.path.dirname(HERE))
@@ -252,6 +256,7 @@ def stop_pid(pid: int, expect: str | None, name: str, timeout: float = 15.0) -> 
         return
     try:
         os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)  # a suspended process can only act on SIGTERM once resumed
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
@@ -323,6 +328,12 @@ def up(inventory: str, state_dir: str, with_simulator: bool = True) -> dict:
     if existing:
         names = sorted(c["name"] for c in existing["clusters"])
         alive = all(pid_alive(p["pid"], p["expect"]) for p in existing["processes"].values())
+        if alive and names == sorted(c["name"] for c in clusters) and not _servers_answering(state_dir, existing):
+            # a server that was just killed may still be shutting down: its pid lives, it does not serve
+            log(f"state in {state_dir} has servers that do not answer /readyz: stopping them for a fresh fleet")
+            down(state_dir, quiet=True)
+            existing, alive = None, False
+    if existing:
         if alive and names == sorted(c["name"] for c in clusters):
             log(f"already up in {state_dir}: reusing it (run 'down' first for a fresh fleet)")
             sim = existing.get("simulator") or {}
@@ -353,9 +364,12 @@ def up(inventory: str, state_dir: str, with_simulator: bool = True) -> dict:
     save_state(state_dir, state)
     try:
         t1 = time.monotonic()
+        _start_git(state_dir, state, p)  # starts meanwhile: its readiness is checked after the servers'
         _start(state, clusters, hub, apiserver_bin, etcd_bin, ca_pem, p)
+        _wait_git(state_dir, state)
         t2 = time.monotonic()
-        log(f"etcd + {len(clusters)} kube-apiservers ready (/readyz) in {t2 - t1:.1f}s")
+        log(f"etcd + {len(clusters)} kube-apiservers ready (/readyz), Git server {state['git']['url']} "
+            f"in {t2 - t1:.1f}s")
         if with_simulator:
             # start it now: its imports and first lists overlap the CRD install (its watches retry
             # until the CRDs exist; it reports ready only once every watch runs)
@@ -382,6 +396,51 @@ def up(inventory: str, state_dir: str, with_simulator: bool = True) -> dict:
     log(f"state directory: {state_dir}")
     print(state_dir)
     return state
+
+
+def _start_git(state_dir: str, state: dict, p: dict) -> None:
+    """The Git server (sshd on a free loopback port) with the fleet's sync repository."""
+    try:
+        facts = gitserver.prepare(state_dir, free_ports(1)[0])
+    except gitserver.GitServerError as exc:
+        raise FleetError(f"Git server: {exc}") from None
+    slog = os.path.join(p["logs"], "sshd.log")
+    pid = spawn(gitserver.argv(state_dir), slog)
+    state["processes"]["sshd"] = {"pid": pid, "expect": facts["config"], "log": slog}
+    state["git"] = facts
+    save_state(state_dir, state)
+
+
+def _wait_git(state_dir: str, state: dict) -> None:
+    proc = state["processes"]["sshd"]
+    pid, config, slog = proc["pid"], proc["expect"], proc["log"]
+    try:
+        gitserver.wait_ready(state_dir, lambda: pid_alive(pid, config))
+    except gitserver.GitServerError as exc:
+        raise FleetError(f"Git server: {exc}; last log lines ({slog}):\n{tail(slog)}") from None
+
+
+def _servers_answering(state_dir: str, state: dict) -> bool:
+    """True when etcd answers /health, every kube-apiserver /readyz (with its token) and the Git
+    server serves the sync repository."""
+    if "sshd" in state.get("processes", {}) and not gitserver.answers(state_dir):
+        return False
+    etcd_url = (state.get("etcd") or {}).get("url")
+    if not etcd_url or not http_ok(f"{etcd_url}/health", None, None):
+        return False
+    ca = os.path.join(state_paths(state_dir)["pki"], "ca.crt")
+    if not os.path.exists(ca):
+        return False
+    ctx = ssl_context(ca)
+    for c in state.get("clusters") or []:
+        try:
+            with open(c["token_file"], encoding="utf-8") as fh:
+                token = fh.read().split(",", 1)[0]
+        except OSError:
+            return False
+        if not http_ok(f"{c['url']}/readyz", token, ctx, timeout=5):
+            return False
+    return True
 
 
 def _etcd_data_dir(state_dir: str) -> str:
@@ -562,6 +621,7 @@ def down(state_dir: str, quiet: bool = False) -> None:
         stop_pid(procs[n]["pid"], procs[n]["expect"], n)
     if "etcd" in procs:
         stop_pid(procs["etcd"]["pid"], procs["etcd"]["expect"], "etcd")
+    gitserver.cleanup(state_dir)
     data_dir = (state.get("etcd") or {}).get("data_dir")
     if data_dir and data_dir.startswith("/dev/shm/c5c3-local-fleet-etcd-"):
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -601,6 +661,13 @@ def status(state_dir: str) -> dict | None:
     s = state.get("simulator") or {}
     out["simulator"] = {"pid": s.get("pid"), "running": pid_alive(s.get("pid"), s.get("expect")),
                         "log": s.get("log")}
+    g = state["processes"].get("sshd")
+    if g is not None:
+        running = pid_alive(g.get("pid"), g.get("expect"))
+        facts = state.get("git") or {}
+        out["git"] = {"pid": g.get("pid"), "running": running, "url": facts.get("url"), "port": facts.get("port"),
+                      "files": gitserver.paths(state_dir)["dir"], "log": g.get("log"),
+                      "ready": running and gitserver.answers(state_dir)}
     out["ready"] = (all(c["ready"] for c in out["clusters"]) and out["etcd"]["running"]
-                    and out["simulator"]["running"])
+                    and out["simulator"]["running"] and (g is None or out["git"]["ready"]))
     return out

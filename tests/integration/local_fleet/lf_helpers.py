@@ -183,3 +183,94 @@ class Hub:
         if upgrade:
             spec["upgrade"] = upgrade
         return self.create("HelmRelease", name, spec, annotations=annotations)
+
+
+# ---------------------------------------------------------------------- the local Git server
+class SyncRepo:
+    """The fleet's Git server (<state>/git/: identity, known_hosts, url), driven with real git over ssh.
+
+    Every test pushes to a branch of its own in the bare sync repository."""
+
+    def __init__(self, fleet, workdir):
+        import os
+        self.dir = os.path.join(fleet.state_dir, "git")
+        with open(os.path.join(self.dir, "url"), encoding="utf-8") as fh:
+            self.url = fh.read().strip()
+        self.identity = os.path.join(self.dir, "identity")
+        self.known_hosts = os.path.join(self.dir, "known_hosts")
+        self.work = str(workdir)
+
+    def env(self, identity=None, known_hosts=None):
+        import os
+        ssh = (f"ssh -i {identity or self.identity} -o IdentitiesOnly=yes -o BatchMode=yes -F /dev/null "
+               f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={known_hosts or self.known_hosts} "
+               "-o GlobalKnownHostsFile=/dev/null")
+        return dict(os.environ, GIT_SSH_COMMAND=ssh, GIT_TERMINAL_PROMPT="0")
+
+    def git(self, *args, check=True, **kw):
+        import subprocess
+        kw.setdefault("env", self.env())
+        proc = subprocess.run(["git", *args], check=False, capture_output=True, text=True, timeout=60, **kw)
+        if check and proc.returncode:
+            raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    def commit(self, branch, files: dict, message="test") -> str:
+        """Write `files` (path -> text; None removes) on top of the branch head, commit, push; the new sha."""
+        import os
+        wt = os.path.join(self.work, "wt-" + branch)
+        if not os.path.isdir(wt):
+            self.git("init", "-q", "-b", branch, wt)
+            self.git("-C", wt, "remote", "add", "origin", self.url)
+            if self.git("-C", wt, "fetch", "-q", "origin", branch, check=False).returncode == 0:
+                self.git("-C", wt, "reset", "-q", "--hard", "FETCH_HEAD")
+        for path, text in files.items():
+            full = os.path.join(wt, path)
+            if text is None:
+                if os.path.exists(full):
+                    os.unlink(full)
+                continue
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        self.git("-C", wt, "add", "-A")
+        self.git("-C", wt, "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-q",
+                 "--allow-empty", "-m", message)
+        self.git("-C", wt, "push", "-q", "origin", f"HEAD:refs/heads/{branch}")
+        return self.head(branch)
+
+    def head(self, branch) -> str:
+        out = self.git("ls-remote", self.url, f"refs/heads/{branch}").stdout.split()
+        return out[0] if out else ""
+
+
+def git_secret(hub, name, repo, identity=None, known_hosts=None):
+    """The sync Secret of a GitRepository (identity, identity.pub, known_hosts) from files."""
+    data = {}
+    for key, path in (("identity", identity or repo.identity), ("identity.pub", (identity or repo.identity) + ".pub"),
+                      ("known_hosts", known_hosts or repo.known_hosts)):
+        with open(path, "rb") as fh:
+            data[key] = base64.b64encode(fh.read()).decode()
+    body = {"metadata": {"name": name, "namespace": hub.ns}, "data": data}
+    return hub.core.create_namespaced_secret(hub.ns, body)
+
+
+def wait_core(list_fn, name, predicate, timeout=30, **kw):
+    """Watch a core list (e.g. ConfigMaps of a namespace) until predicate(obj or None) holds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        listing = list_fn(field_selector=f"metadata.name={name}", **kw)
+        last = listing.items[0] if listing.items else None
+        if predicate(last):
+            return last
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{name}: not in the expected state after {timeout}s; last: {last}")
+        w = watch.Watch()
+        for ev in w.stream(list_fn, field_selector=f"metadata.name={name}",
+                           resource_version=listing.metadata.resource_version, timeout_seconds=max(1, int(left)), **kw):
+            obj = None if ev["type"] == "DELETED" else ev["object"]
+            if predicate(obj):
+                w.stop()
+                return obj

@@ -80,6 +80,34 @@ def test_dependency_not_ready(hub):
     assert ready_at_generation(hub.get("HelmRelease", "mariadb-operator"))
 
 
+def test_dependents_recover_when_a_dependency_flaps_or_is_recreated(hub):
+    """Issue 12 §8: the dependent is re-checked (as Flux requeues it), not held by a stale memo."""
+    hub.helm_repository()
+    hub.helm_release("db", target=hub.ns)
+    hub.helm_release("api", target=hub.ns, depends_on=["db"])
+    hub.wait("HelmRelease", "api", ready_at_generation)
+    db = hub.wait("HelmRelease", "db", ready_at_generation)
+    g, v, p = "helm.toolkit.fluxcd.io", "v2", "helmreleases"
+
+    def set_db_ready(status):
+        conds = [dict(c, status=status, reason="ReconciliationSucceeded" if status == "True" else "InstallFailed")
+                 if c["type"] == "Ready" else c for c in db["status"]["conditions"]]
+        hub.custom.patch_namespaced_custom_object_status(g, v, hub.ns, p, "db", {"status": {"conditions": conds}})
+
+    # not ready and back at the same generation
+    set_db_ready("False")
+    hub.wait("HelmRelease", "api", ready_reason("DependencyNotReady"))
+    set_db_ready("True")
+    hub.wait("HelmRelease", "api", ready_at_generation, timeout=20)
+
+    # deleted and re-created (the same spec: generation 1 again)
+    hub.custom.delete_namespaced_custom_object(g, v, hub.ns, p, "db")
+    hr = hub.wait("HelmRelease", "api", ready_reason("DependencyNotReady"))
+    assert "not found" in condition(hr, "Ready")["message"]
+    hub.helm_release("db", target=hub.ns)
+    hub.wait("HelmRelease", "api", ready_at_generation, timeout=20)
+
+
 def test_kubeconfig_secret_missing_then_created(hub):
     hub.helm_repository()
     hub.helm_release("glance-operator", secret="late-kubeconfig", target=hub.ns)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -132,30 +133,52 @@ def test_up_status_down_uses_cache_and_leaves_nothing(tmp_path):
         assert state["timings"]["servers_ready_s"] < 30, state["timings"]
         assert {c["name"] for c in state["clusters"]} == {"hub", "spoke"} and state["hub"] == "hub"
         pids = [p["pid"] for p in state["processes"].values()] + [state["simulator"]["pid"]]
-        assert len(pids) == 4 and all(_alive(p) for p in pids)
+        assert len(pids) == 5 and all(_alive(p) for p in pids)  # etcd, 2 kube-apiservers, sshd, simulator
         assert os.path.exists(os.path.join(state_dir, "kubeconfigs", "spoke.yaml"))
         etcd_dir = state["etcd"]["data_dir"]
 
-        st = run_local_fleet("status", "--json", "--state-dir", state_dir)
-        assert json.loads(st.stdout)["ready"] is True
+        st = json.loads(run_local_fleet("status", "--json", "--state-dir", state_dir).stdout)
+        assert st["ready"] is True and st["git"]["ready"] is True
+        git_dir = os.path.join(state_dir, "git")
+        with open(os.path.join(git_dir, "url"), encoding="utf-8") as fh:
+            assert fh.read().strip() == st["git"]["url"]
+        assert oct(os.stat(os.path.join(git_dir, "identity")).st_mode & 0o777) == "0o600"
+        repo_dir = state["git"]["repo"]
+        assert os.path.isdir(repo_dir) and st["git"]["url"].endswith(repo_dir)
 
         again = run_local_fleet("up", "--inventory", str(inv), "--state-dir", state_dir)
         assert "reusing" in again.stderr
         with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as fh:
-            assert [p["pid"] for p in json.load(fh)["processes"].values()] == pids[:3]
+            assert [p["pid"] for p in json.load(fh)["processes"].values()] == pids[:-1]
+
+        # issue 12 §9: right after a server is killed its pid still lives while it shuts down;
+        # `up` must not reuse a fleet whose servers do not answer /readyz. SIGSTOP holds that
+        # window open deterministically (pid alive, nothing served); `down` resumes and stops it.
+        victim = state["processes"]["kube-apiserver-spoke"]["pid"]
+        os.kill(victim, signal.SIGSTOP)
+        fresh = run_local_fleet("up", "--inventory", str(inv), "--state-dir", state_dir)
+        assert "reusing" not in fresh.stderr, fresh.stderr
+        assert "do not answer /readyz" in fresh.stderr, fresh.stderr
+        assert not _alive(victim)
+        assert json.loads(run_local_fleet("status", "--json", "--state-dir", state_dir).stdout)["ready"] is True
+        with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as fh:
+            state = json.load(fh)
+        pids = [p["pid"] for p in state["processes"].values()] + [state["simulator"]["pid"]]
+        etcd_dir = state["etcd"]["data_dir"]
+        assert victim not in pids and all(_alive(p) for p in pids)
 
         # the simulator can be stopped and started on its own
         run_local_fleet("simulator", "stop", "--state-dir", state_dir)
-        assert not _alive(pids[3])
+        assert not _alive(pids[-1])
         run_local_fleet("simulator", "start", "--state-dir", state_dir)
         with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as fh:
             sim_pid = json.load(fh)["simulator"]["pid"]
-        assert _alive(sim_pid) and sim_pid != pids[3]
+        assert _alive(sim_pid) and sim_pid != pids[-1]
 
         run_local_fleet("down", "--state-dir", state_dir)
-        for pid in pids[:3] + [sim_pid]:
+        for pid in pids[:-1] + [sim_pid]:
             assert not _alive(pid), f"pid {pid} still running after down"
-        assert not os.path.exists(state_dir) and not os.path.exists(etcd_dir)
+        assert not os.path.exists(state_dir) and not os.path.exists(etcd_dir) and not os.path.exists(repo_dir)
     finally:
         # a failed assertion above must not leave the servers running
         if os.path.exists(state_dir):

@@ -78,92 +78,18 @@ files:
   sample: 69
 """
 
-import json
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.c5c3.gitops.plugins.module_utils.gitops_tree import HAS_YAML, TreeError, render_tree
-
-MANIFEST = ".c5c3-gitops-render.json"
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
-def _write_atomic(path, data):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".render-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _owned(dest):
-    data = _read(os.path.join(dest, MANIFEST))
-    if data is None:
-        return []
-    try:
-        files = json.loads(data.decode("utf-8")).get("files") or []
-    except (ValueError, AttributeError):
-        return []
-    # Never follow a tampered manifest out of dest.
-    return [f for f in files if isinstance(f, str) and not os.path.isabs(f) and ".." not in f.split("/")]
-
-
-def plan(tree, dest):
-    """-> (created, updated, removed, diffs); touches nothing."""
-    created, updated, diffs = [], [], []
-    for rel, text in tree.items():
-        new = text.encode("utf-8")
-        old = _read(os.path.join(dest, rel))
-        if old == new:
-            continue
-        (created if old is None else updated).append(rel)
-        diffs.append({
-            "before_header": rel if old is not None else "/dev/null",
-            "after_header": rel,
-            "before": old.decode("utf-8", "replace") if old is not None else "",
-            "after": text,
-        })
-    removed = sorted(f for f in _owned(dest) if f not in tree and os.path.exists(os.path.join(dest, f)))
-    for rel in removed:
-        diffs.append({"before_header": rel, "after_header": "/dev/null",
-                      "before": (_read(os.path.join(dest, rel)) or b"").decode("utf-8", "replace"), "after": ""})
-    return created, updated, removed, diffs
-
-
-def apply_plan(tree, dest, created, updated, removed):
-    for rel in created + updated:
-        _write_atomic(os.path.join(dest, rel), tree[rel].encode("utf-8"))
-    for rel in removed:
-        os.unlink(os.path.join(dest, rel))
-        # Drop directories the removal left empty, up to dest.
-        parent = os.path.dirname(os.path.join(dest, rel))
-        while os.path.abspath(parent) != os.path.abspath(dest) and not os.listdir(parent):
-            os.rmdir(parent)
-            parent = os.path.dirname(parent)
-    manifest = _manifest(tree)
-    if _read(os.path.join(dest, MANIFEST)) != manifest:
-        _write_atomic(os.path.join(dest, MANIFEST), manifest)
-
-
-def _manifest(tree):
-    return (json.dumps({"generator": "c5c3.gitops.gitops_render", "files": sorted(tree)}, indent=1) + "\n").encode("utf-8")
+from ansible_collections.c5c3.gitops.plugins.module_utils.render_sink import (  # noqa: F401 (MANIFEST: API of the tests)
+    MANIFEST,
+    apply_plan,
+    manifest_bytes,
+    plan,
+    read_file,
+)
 
 
 def main():
@@ -184,7 +110,7 @@ def main():
     try:
         created, updated, removed, diffs = plan(tree, dest)
         # A missing/stale manifest alone is a change too: otherwise a later render could not prune.
-        changed = bool(created or updated or removed) or _read(os.path.join(dest, MANIFEST)) != _manifest(tree)
+        changed = bool(created or updated or removed) or read_file(os.path.join(dest, MANIFEST)) != manifest_bytes(tree)
         if changed and not module.check_mode:
             apply_plan(tree, dest, created, updated, removed)
     except (IOError, OSError) as exc:

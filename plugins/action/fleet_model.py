@@ -31,6 +31,8 @@ ARGUMENT_SPEC = dict(
     kustomization_defaults=dict(type="dict", default={}),
     secret_store=dict(type="dict", default={}),
     require_kubeconfigs=dict(type="bool", default=False),
+    delivery=dict(type="str", default="git", choices=["git", "direct"]),
+    kubeconfig_writer=dict(type="str", default="registration", choices=["registration", "eso"]),
 )
 
 
@@ -114,6 +116,8 @@ class ActionModule(ActionBase):
             "kustomization_defaults": args["kustomization_defaults"],
             "secret_store": args["secret_store"],
             "require_kubeconfigs": args["require_kubeconfigs"],
+            "delivery": args["delivery"],
+            "kubeconfig_writer": args["kubeconfig_writer"],
         }
         try:
             fleet = build_fleet(inventory, _plain(catalog))

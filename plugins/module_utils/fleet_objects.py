@@ -23,6 +23,13 @@ LABEL_STAGE = flux_kinds.STAGE_LABEL
 LABEL_CLUSTER = flux_kinds.CLUSTER_LABEL
 LABEL_WATCH = "reconcile.fluxcd.io/watch"
 
+# Writers (docs/architecture.md "One writer per object"): bootstrap objects are written by
+# Ansible only (they must exist before Flux can read Git); delivered ones by Flux from the sync
+# repository (gitops_delivery: git) or by the apply sink (gitops_delivery: direct), never both.
+WRITER_BOOTSTRAP = "bootstrap"
+WRITER_DELIVERED = "delivered"
+BOOTSTRAP_STAGES = ("bootstrap", "instance")
+
 STAGES = ("bootstrap", "instance", "clusters", "sources", "kustomizations", "infrastructure", "services")
 
 API = dict((kind, flux_kinds.api_version(kind)) for kind in (
@@ -64,9 +71,11 @@ def flux_instance(settings, hub_name):
         "distribution": copy.deepcopy(settings["distribution"]),
         "components": list(settings["components"]),
         "cluster": copy.deepcopy(settings["cluster"]),
-        "sync": {k: v for k, v in settings["sync"].items() if v not in (None, "")},
     }
-    spec["sync"]["path"] = spec["sync"]["path"].replace("{hub}", hub_name)
+    sync = {k: v for k, v in (settings.get("sync") or {}).items() if v not in (None, "")}
+    if sync.get("url"):  # no url: no spec.sync (gitops_delivery: direct without a sync repository)
+        sync["path"] = sync.get("path", "").replace("{hub}", hub_name)
+        spec["sync"] = sync
     for key in ("kustomize", "sharding", "storage", "commonMetadata", "wait", "migrateResources"):
         value = settings.get(key)
         if key == "kustomize" and isinstance(value, dict) and not value.get("patches"):
@@ -215,6 +224,11 @@ def external_secret(secret, store):
             "data": data,
         },
     }
+
+
+def writer(stage):
+    """bootstrap | delivered for a fleet object of ``stage``."""
+    return WRITER_BOOTSTRAP if stage in BOOTSTRAP_STAGES else WRITER_DELIVERED
 
 
 def sort_key(item):

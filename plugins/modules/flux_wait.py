@@ -69,14 +69,14 @@ options:
     default: true
   revision:
     description:
-      - Revision gating. The Flux revision (C(<ref>@sha1:<sha>), as RV(c5c3.gitops.gitops_publish#module:revision)
+      - "Revision gating. The Flux revision (C(<ref>@sha1:<sha>), as RV(c5c3.gitops.gitops_publish#module:revision)
         returns it; a bare sha also matches) that every source (GitRepository, OCIRepository, Bucket,
         HelmChart) and Kustomization in O(objects) must be at to count as ready, on top of being
         ready at its generation - C(status.artifact.revision) for sources,
-        C(status.lastAppliedRevision) for Kustomizations. Other kinds ignore it.
+        C(status.lastAppliedRevision) for Kustomizations. Other kinds ignore it."
       - An item of O(objects) may carry its own C(revision).
       - A Kustomization failure reported for an older revision (C(lastAttemptedRevision)) is waited on,
-        not failed fast: the new revision may fix it.
+        not failed fast, since the new revision may fix it.
     type: str
   watch_timeout:
     description:

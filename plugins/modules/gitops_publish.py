@@ -48,8 +48,8 @@ options:
     type: dict
   tree:
     description:
-      - An explicit tree to publish instead of the whole fleet, C({relative path: file text}), for
-        example one rollout wave. Use O(prune=false) for a part of the tree.
+      - "An explicit tree to publish instead of the whole fleet, C({relative path: file text}), for
+        example one rollout wave. Use O(prune=false) for a part of the tree."
     type: dict
   url:
     description: Repository URL (C(ssh://), C(user@host:path), C(https://) or C(file://)). Default from the fleet.

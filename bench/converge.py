@@ -16,6 +16,15 @@ servers through copies of their kubeconfigs) - it measures, in one run:
 
 Ratios: (site - gating) / kubectl for first and no-op runs, and (site no-op - gating) / loop no-op.
 Results go to bench/results/converge-<timestamp>.json as well.
+
+    .venv/bin/python bench/converge.py --delivery [--spokes 50]
+
+compares the delivery modes instead, side by side, each on a fresh local fleet of its own (with
+its Git server): site.yml first converge, no-op re-run, and a change (one chart version bump per
+control-plane cluster) to green - in git mode from the pushed commit (end of the publish task)
+to the last gate returning ("commit-to-green"), in direct mode from the first apply to the last
+gate; and per gate (flux_wait task) the lag from the last object seen Ready to the gate
+returning (elapsed - max ready_after of the module's result; p50/p95/max over all gates).
 """
 from __future__ import annotations
 
@@ -120,6 +129,9 @@ def write_inventory(directory, state_dir, spokes):
         "flux_operator_chart_ref": os.path.join(ROOT, "tests", "charts", "flux-operator-local"),
         "flux_operator_chart_version": "",
         "gitops_sync_identity": "bench", "gitops_sync_identity_pub": "bench", "gitops_sync_known_hosts": "bench",
+        # The kubectl comparison measures the apply sink: direct delivery, sync outside the tree.
+        # (--delivery overrides both in group_vars/all/delivery.yml.)
+        "gitops_delivery": "direct", "gitops_flux_instance": {"sync": {"path": "bootstrap/{hub}"}},
     }
     with open(os.path.join(directory, "group_vars", "all", "bench.yml"), "w", encoding="utf-8") as fh:
         json.dump(extra, fh, indent=1)
@@ -201,6 +213,132 @@ def loop(inventory, hub, objects_file, workdir, label):
     return elapsed
 
 
+# --------------------------------------------------------------------------- delivery modes
+
+BUMP = {"keystone-operator": {"version": ">=0.2.0 <1.0.0"}}
+
+
+def _ts(text):
+    # ansible.posix.json durations: "2026-12-01T21:50:00.123456Z"
+    from datetime import datetime
+    return datetime.strptime(text.rstrip("Z")[:26], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+
+
+def site_json(inventory, label):
+    """site.yml with the json callback -> (total s, [(task name, start, end, result)], changed)."""
+    elapsed, out = run(["ansible-playbook", "playbooks/site.yml", "-i", inventory],
+                       extra_env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": ""})
+    data = json.loads(out[out.index("{"):])
+    tasks = []
+    for play in data["plays"]:
+        for task in play["tasks"]:
+            result = (task.get("hosts") or {}).get("management") or {}
+            d = task["task"]["duration"]
+            tasks.append((task["task"]["name"], _ts(d["start"]), _ts(d["end"]), result))
+    changed = data["stats"].get("management", {}).get("changed")
+    log("%-34s %7.2fs (changed=%s)" % (label, elapsed, changed))
+    return elapsed, tasks, changed
+
+
+def gate_lags(tasks):
+    """Per flux_wait task that waited: seconds from the last object seen Ready to the gate returning."""
+    lags = []
+    for _name, _s, _e, result in tasks:
+        objs = result.get("objects")
+        if result.get("outcome") == "ready" and objs and all("ready_after" in o for o in objs):
+            lags.append(max(0.0, result["elapsed"] - max(o["ready_after"] or 0.0 for o in objs)))
+    return lags
+
+
+def to_green(tasks, mode):
+    """git: end of the publish task -> end of the last gate; direct: start of the first apply -> end of the last gate."""
+    gates = [t for t in tasks if t[3].get("outcome") is not None]
+    if mode == "git":
+        start = [t[2] for t in tasks if t[0] == "Publish the tree to the sync repository"]
+    else:
+        start = [t[1] for t in tasks if t[0].startswith("Apply stage")]
+    if not start or not gates:
+        return None
+    return max(t[2] for t in gates) - min(start)
+
+
+def pct(values, q):
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def delivery_inventory(directory, state_dir, spokes, mode):
+    write_inventory(directory, state_dir, spokes)
+    git = os.path.join(state_dir, "git")
+    extra = {"gitops_delivery": mode}
+    if mode == "git":
+        def read(name):
+            with open(os.path.join(git, name), encoding="utf-8") as fh:
+                return fh.read()
+        extra.update(gitops_sync_identity=read("identity"), gitops_sync_identity_pub=read("identity.pub"),
+                     gitops_sync_known_hosts=read("known_hosts"),
+                     gitops_flux_instance={"sync": {"url": read("url").strip(), "ref": "refs/heads/main"}})
+    else:
+        extra["gitops_flux_instance"] = {"sync": {"path": "bootstrap/{hub}"}}
+    with open(os.path.join(directory, "group_vars", "all", "delivery.yml"), "w", encoding="utf-8") as fh:
+        json.dump(extra, fh, indent=1)
+    return directory
+
+
+def bump(directory, on):
+    """A chart version bump on every control-plane cluster (group_vars), or none."""
+    os.makedirs(os.path.join(directory, "group_vars", "control_plane"), exist_ok=True)
+    with open(os.path.join(directory, "group_vars", "control_plane", "bump.yml"), "w", encoding="utf-8") as fh:
+        json.dump({"gitops_component_overrides": BUMP if on else {}}, fh)
+
+
+def bench_delivery(mode, name, spokes, workroot):
+    state_dir = os.path.join(workroot, "fleet-%s-%s" % (mode, name))
+    log("%s %s: starting a local fleet in %s" % (name, mode, state_dir))
+    run([os.path.join(ROOT, "hack", "local-fleet"), "up", "--state-dir", state_dir])
+    try:
+        inventory = delivery_inventory(os.path.join(workroot, "%s-%s" % (name, mode)), state_dir, spokes, mode)
+        bump(inventory, False)
+        r = {"fleet": name, "delivery": mode}
+        r["first"], first, _unused = site_json(inventory, "%s %s first" % (name, mode))
+        r["noop"], noop, r["noop_changed"] = site_json(inventory, "%s %s no-op" % (name, mode))
+        bump(inventory, True)
+        r["change"], change, _unused = site_json(inventory, "%s %s change" % (name, mode))
+        r["change_to_green"] = to_green(change, mode)
+        r["first_to_green"] = to_green(first, mode)
+        lags = gate_lags(first) + gate_lags(noop) + gate_lags(change)
+        r.update(gates=len(lags), lag_p50=pct(lags, 0.5), lag_p95=pct(lags, 0.95), lag_max=max(lags) if lags else None)
+        return r
+    finally:
+        run([os.path.join(ROOT, "hack", "local-fleet"), "down", "--state-dir", state_dir], check=False)
+
+
+def delivery_main(args):
+    workroot = tempfile.mkdtemp(prefix="c5c3-bench-delivery-")
+    results = []
+    fleets = ([] if args.skip_example else [("example", None)]) + ([("%d-spoke" % args.spokes, args.spokes)] if args.spokes else [])
+    for name, spokes in fleets:
+        for mode in ("git", "direct"):
+            results.append(bench_delivery(mode, name, spokes, workroot))
+    print()
+    print("%-10s %-7s %9s %9s %8s %10s %10s %6s %9s %9s %9s" % (
+        "fleet", "mode", "first", "no-op", "changed", "change", "to green", "gates", "lag p50", "lag p95", "lag max"))
+    for r in results:
+        print("%-10s %-7s %8.2fs %8.2fs %8s %9.2fs %9s %6d %8.3fs %8.3fs %8.3fs" % (
+            r["fleet"], r["delivery"], r["first"], r["noop"], r["noop_changed"], r["change"],
+            "%.2fs" % r["change_to_green"] if r["change_to_green"] is not None else "-",
+            r["gates"], r["lag_p50"] or 0, r["lag_p95"] or 0, r["lag_max"] or 0))
+    print("to green: git = pushed commit -> last gate returned; direct = first apply -> last gate returned")
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    out = os.path.join(ROOT, "bench", "results", "delivery-%s.json" % time.strftime("%Y%m%dT%H%M%S"))
+    with open(out, "w", encoding="utf-8") as fh:
+        json.dump(results, fh, indent=2)
+    print("results: %s" % os.path.relpath(out, ROOT))
+    shutil.rmtree(workroot, ignore_errors=True)
+
+
 def bench_fleet(name, state_dir, spokes, with_loop, workroot):
     workdir = os.path.join(workroot, name)
     inventory = write_inventory(workdir, state_dir, spokes)
@@ -229,7 +367,10 @@ def main():
     ap.add_argument("--skip-example", action="store_true")
     ap.add_argument("--state-dir", help="use this running local fleet (left running)")
     ap.add_argument("--keep", action="store_true", help="leave the bench's own fleet running")
+    ap.add_argument("--delivery", action="store_true", help="git vs direct delivery: change-to-green and gate lag")
     args = ap.parse_args()
+    if args.delivery:
+        return delivery_main(args)
     for tool in ("kubectl",):
         if not shutil.which(tool):
             raise SystemExit("bench: %s is required" % tool)

@@ -33,6 +33,8 @@ ARGUMENT_SPEC = dict(
     require_kubeconfigs=dict(type="bool", default=False),
     namespaces=dict(type="list", elements="raw", default=[]),
     hub_release_namespaces=dict(type="str", default="hub", choices=["hub", "component"]),
+    delivery=dict(type="str", default="git", choices=["git", "direct"]),
+    kubeconfig_writer=dict(type="str", default="registration", choices=["registration", "eso"]),
 )
 
 
@@ -118,6 +120,8 @@ class ActionModule(ActionBase):
             "require_kubeconfigs": args["require_kubeconfigs"],
             "namespaces": args["namespaces"],
             "hub_release_namespaces": args["hub_release_namespaces"],
+            "delivery": args["delivery"],
+            "kubeconfig_writer": args["kubeconfig_writer"],
         }
         try:
             fleet = build_fleet(inventory, _plain(catalog))

@@ -37,6 +37,7 @@ from ansible_collections.c5c3.gitops.plugins.module_utils.fleet_validate import 
     check_label,
     validate_model,
     validate_objects,
+    validate_sync_overlap,
 )
 from ansible_collections.c5c3.gitops.plugins.module_utils.fleet_inventory import (
     as_dict as _as_dict,
@@ -170,6 +171,8 @@ def build_model(inventory, catalog):
         "secret_store": _as_dict(catalog.get("secret_store"), "secret_store settings"),
         "sync_vars_defined": bool(hub_info.get("sync_vars_defined")),
         "disabled": disabled,
+        "delivery": catalog.get("delivery") or "git",
+        "kubeconfig_writer": catalog.get("kubeconfig_writer") or "registration",
     }
     validate_model(model)
     return model
@@ -316,7 +319,7 @@ def build_fleet(inventory, catalog):
     instance = fo.flux_instance(model["flux_instance"], hub["name"])
 
     def add(stage, path, obj):
-        objects.append({"stage": stage, "path": path, "object": obj})
+        objects.append({"stage": stage, "path": path, "object": obj, "writer": fo.writer(stage)})
 
     add("instance", "clusters/%s/flux-system/flux-instance.yaml" % hub["name"], instance)
     source_files = {
@@ -357,8 +360,10 @@ def build_fleet(inventory, catalog):
                 ["value"], {"path": "gitops_kubeconfig", "content": "gitops_kubeconfig_content"}, cluster["kubeconfig_source"],
                 extra_labels={fo.LABEL_WATCH: "Enabled"},
             )
+            secret["writer"] = model["kubeconfig_writer"]
             secrets.append(secret)
-            if store:
+            # One writer: the tree carries the ExternalSecret only when ESO writes the Secret.
+            if model["kubeconfig_writer"] == "eso":
                 manifests.append({"path": "infrastructure/cluster-configs/%s.yaml" % secret["name"], "object": fo.external_secret(secret, store)})
 
     _add_hub_namespaces(add, model, hub)
@@ -369,12 +374,14 @@ def build_fleet(inventory, catalog):
             "git-sync", pull_secret, model["flux_instance"]["namespace"], "instance", hub["name"],
             SYNC_SECRET_KEYS, SYNC_SECRET_VARS, model["sync_vars_defined"],
         )
+        # Bootstrap: Flux needs it to read Git at all, so only Ansible writes it (never the tree).
+        secret["writer"] = fo.WRITER_BOOTSTRAP
         secrets.insert(0, secret)
-        if store:
-            manifests.append({"path": "infrastructure/cluster-configs/%s-git-sync.yaml" % pull_secret, "object": fo.external_secret(secret, store)})
 
     objects.sort(key=fo.sort_key)
     validate_objects([o["object"] for o in objects], model["disabled"])
+    sync_spec = instance["spec"].get("sync")
+    validate_sync_overlap(model["delivery"], sync_spec["path"] if sync_spec else None, _delivered_paths(objects, manifests))
     manifests.sort(key=lambda m: (m["path"], m["object"].get("kind", ""), (m["object"].get("metadata") or {}).get("namespace", ""),
                                   (m["object"].get("metadata") or {}).get("name", "")))
 
@@ -411,6 +418,8 @@ def build_fleet(inventory, catalog):
             "path": (sync["path"].replace("{hub}", hub["name"]) if sync else "clusters/%s" % hub["name"]).strip("/").lstrip("./"),
             "source_ref": source_ref,
         },
+        "delivery": model["delivery"],
+        "kubeconfig_writer": model["kubeconfig_writer"],
     }
 
 
@@ -464,6 +473,13 @@ def _check_sync_source(model, objects, source_ref):
                 "Kustomization %s/%s: sourceRef %s %s/%s does not exist: the FluxInstance has no sync (spec.sync is "
                 "null), so add that source to fleet_sources or set fleet_kustomization_defaults.sourceRef"
                 % (obj["metadata"]["namespace"], obj["metadata"]["name"], key[0], key[1], key[2]))
+
+
+def _delivered_paths(objects, manifests):
+    """Files of the delivered objects and the paths their Kustomizations build."""
+    paths = [o["path"] for o in objects if o["writer"] == fo.WRITER_DELIVERED] + [m["path"] for m in manifests]
+    paths += [o["object"]["spec"]["path"] for o in objects if o["object"]["kind"] == "Kustomization"]
+    return paths
 
 
 def _bootstrap(operator, sources, namespace):

@@ -23,6 +23,13 @@ LABEL_STAGE = flux_kinds.STAGE_LABEL
 LABEL_CLUSTER = flux_kinds.CLUSTER_LABEL
 LABEL_WATCH = "reconcile.fluxcd.io/watch"
 
+# Writers (docs/architecture.md "One writer per object"): bootstrap objects are written by
+# Ansible only (they must exist before Flux can read Git); delivered ones by Flux from the sync
+# repository (gitops_delivery: git) or by the apply sink (gitops_delivery: direct), never both.
+WRITER_BOOTSTRAP = "bootstrap"
+WRITER_DELIVERED = "delivered"
+BOOTSTRAP_STAGES = ("bootstrap", "instance")
+
 STAGES = ("bootstrap", "instance", "clusters", "sources", "kustomizations", "infrastructure", "services")
 
 API = dict((kind, flux_kinds.api_version(kind)) for kind in (
@@ -70,6 +77,8 @@ def flux_instance(settings, hub_name):
             continue
         if key == "sync" and isinstance(value, dict):
             value = {k: v for k, v in value.items() if v not in (None, "")}
+            if not value.get("url"):  # no url: no spec.sync (gitops_delivery: direct without a sync repository)
+                continue
             if value.get("path"):
                 value["path"] = value["path"].replace("{hub}", hub_name)
         if value not in (None, "", {}, []):
@@ -192,6 +201,11 @@ def external_secret(secret, store):
             "data": data,
         },
     }
+
+
+def writer(stage):
+    """bootstrap | delivered for a fleet object of ``stage``."""
+    return WRITER_BOOTSTRAP if stage in BOOTSTRAP_STAGES else WRITER_DELIVERED
 
 
 def sort_key(item):

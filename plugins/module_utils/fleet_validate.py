@@ -27,6 +27,10 @@ FLUX_INSTANCE_SPEC = ("cluster", "commonMetadata", "components", "distribution",
                       "sharding", "storage", "sync", "wait")
 FLUX_CLUSTER_TYPES = ("kubernetes", "openshift", "aws", "azure", "gcp")
 FLUX_CLUSTER_SIZES = ("small", "medium", "large")
+# Who writes the delivered objects: Flux from the sync repository, or the apply sink.
+DELIVERY_MODES = ("git", "direct")
+# Who writes the spoke kubeconfig Secrets: the registration role, or ESO from the tree's ExternalSecrets.
+KUBECONFIG_WRITERS = ("registration", "eso")
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -114,8 +118,10 @@ def validate_model(model):
         raise FleetValidationError("FluxInstance flux: spec.cluster.type %r is not one of %s" % (cluster["type"], ", ".join(FLUX_CLUSTER_TYPES)))
     if cluster.get("size") is not None and cluster["size"] not in FLUX_CLUSTER_SIZES:
         raise FleetValidationError("FluxInstance flux: spec.cluster.size %r is not one of %s" % (cluster["size"], ", ".join(FLUX_CLUSTER_SIZES)))
+    validate_delivery(model)
     sync = fi.get("sync")
-    if sync:  # optional: without it the apply sink delivers directly (no Git sync on the hub)
+    # Optional: without it (or without a url) the apply sink delivers directly (no Git sync on the hub).
+    if sync and (not isinstance(sync, dict) or sync.get("url")):
         if not isinstance(sync, dict):
             raise FleetValidationError("FluxInstance flux: spec.sync must be a mapping or null")
         for key in ("kind", "url", "ref", "path"):
@@ -203,6 +209,47 @@ def _validate_source(src, what):
                 raise FleetValidationError("%s: layerSelector takes mediaType and operation (got %r)" % (what, layer))
             if layer.get("operation") not in (None, "extract", "copy"):
                 raise FleetValidationError("%s: layerSelector.operation %r is not one of extract, copy" % (what, layer["operation"]))
+
+
+def validate_delivery(model):
+    """gitops_delivery / gitops_kubeconfig_writer and the FluxInstance sync they need."""
+    delivery = model.get("delivery") or "git"
+    if delivery not in DELIVERY_MODES:
+        raise FleetValidationError("gitops_delivery: %r is not one of %s" % (delivery, ", ".join(DELIVERY_MODES)))
+    writer = model.get("kubeconfig_writer") or "registration"
+    if writer not in KUBECONFIG_WRITERS:
+        raise FleetValidationError("gitops_kubeconfig_writer: %r is not one of %s" % (writer, ", ".join(KUBECONFIG_WRITERS)))
+    if writer == "eso" and not model.get("secret_store"):
+        raise FleetValidationError("gitops_kubeconfig_writer: eso needs fleet_secret_store (the store the ExternalSecrets read)")
+    sync = model["flux_instance"].get("sync") or {}
+    if delivery == "direct" and not sync.get("url"):
+        return  # no spec.sync: nothing for Flux to sync, the apply sink writes everything
+    for key in ("url", "kind", "ref", "path"):
+        if not sync.get(key):
+            raise FleetValidationError(
+                "FluxInstance flux: spec.sync.%s is required%s" % (key, " (gitops_delivery: git publishes to it)" if delivery == "git" else ""))
+    if delivery == "git" and sync["kind"] != "GitRepository":
+        raise FleetValidationError(
+            "gitops_delivery: git publishes to a Git repository, but FluxInstance spec.sync.kind is %s" % sync["kind"])
+
+
+def validate_sync_overlap(delivery, sync_path, tree_paths):
+    """direct mode: the FluxInstance must not sync a path that holds delivered objects, or Flux and
+    the apply sink would both write (and prune) them. ``tree_paths``: files and Kustomization
+    paths of the delivered objects."""
+    if delivery != "direct" or sync_path is None:
+        return
+    root = sync_path.strip().strip("/")
+    while root.startswith("./"):
+        root = root[2:]
+    root = "" if root in (".", "") else root
+    hits = sorted(set(p for p in (x.strip("/").lstrip("./") for x in tree_paths) if not root or p == root or p.startswith(root + "/")))
+    if hits:
+        raise FleetValidationError(
+            "gitops_delivery: direct, but the FluxInstance syncs path %s, which holds objects the apply sink "
+            "writes (%s%s): they would have two writers. Remove the sync (gitops_flux_instance: {sync: null}) "
+            "or point sync.path outside the tree" % (
+                sync_path, ", ".join(hits[:3]), " and %d more" % (len(hits) - 3) if len(hits) > 3 else ""))
 
 
 def _validate_component(cluster, comp, sources):

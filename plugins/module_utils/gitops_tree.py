@@ -75,6 +75,8 @@ def render_tree(fleet):
     docs = {}  # path -> [dumped object text]
     seen = {}  # path -> {(kind, ns, name): text}, for dedupe of shared directories
     for item in list(fleet.get("objects") or []) + list(fleet.get("manifests") or []):
+        if item.get("writer") == "bootstrap":
+            continue  # written by Ansible only (FluxInstance): in Git it would have two writers
         path = item["path"]
         obj = item["object"]
         md = obj.get("metadata") or {}

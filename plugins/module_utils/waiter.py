@@ -27,7 +27,7 @@ try:
 except ImportError:  # pragma: no cover - Python 2 is not supported, keeps sanity's compile test quiet
     import Queue as queue  # noqa: N813
 
-from ansible_collections.c5c3.gitops.plugins.module_utils import flux_kinds, readiness
+from ansible_collections.c5c3.gitops.plugins.module_utils import flux_kinds, readiness, revision_gate
 from ansible_collections.c5c3.gitops.plugins.module_utils.kube_errors import KubeError, WatchGone
 
 SourceError = KubeError  # the name the gate's callers used for API errors
@@ -90,8 +90,9 @@ class Waiter(object):
         self._stop = threading.Event()
 
     # ---------------------------------------------------------------- input
-    def _plan(self, objects, selectors):
+    def _plan(self, objects, selectors, revision=None):
         pairs, targets = {}, {}
+        self._revisions = {}  # key -> expected Flux revision (revision_gate)
         for obj in objects or []:
             kind, name = obj.get("kind"), obj.get("name")
             if not kind or not name:
@@ -103,6 +104,12 @@ class Waiter(object):
             pkey = (kind, info["api_version"], ns, None)
             pairs.setdefault(pkey, _Pair(info, ns, None, False))
             targets[_key(kind, ns, name)] = pkey
+            want = obj.get("revision") or (revision if kind in revision_gate.REVISION_KINDS else None)
+            if want:
+                if kind not in revision_gate.REVISION_KINDS:
+                    raise WaitError("%s %s: revision applies only to %s" % (
+                        kind, name, ", ".join(sorted(revision_gate.REVISION_KINDS))))
+                self._revisions[_key(kind, ns, name)] = want
         for sel in selectors or []:
             kind = sel.get("kind")
             if not kind:
@@ -181,8 +188,12 @@ class Waiter(object):
             thread.join(timeout=2)
 
     # ---------------------------------------------------------------- the wait
-    def wait(self, objects=None, selectors=None, timeout=300, missing_grace=30, fail_fast=True, once=False):
+    def wait(self, objects=None, selectors=None, timeout=300, missing_grace=30, fail_fast=True, once=False,
+             revision=None):
         """Wait until every object is ready, one fails (fail_fast), or ``timeout`` seconds pass.
+
+        ``revision``: Flux revision every source and Kustomization among ``objects`` must be at
+        (an object's own ``revision`` key wins); see revision_gate.
 
         ``once``: list each pair one time and report (check mode); no watch, no waiting.
         Returns a dict (see WaitResult keys in docs/readiness.md); never raises for
@@ -191,7 +202,7 @@ class Waiter(object):
         start = self.clock()
         deadline = start + max(0, timeout)
         grace_end = start + max(0, min(missing_grace, timeout))
-        pairs, targets = self._plan(objects, selectors)
+        pairs, targets = self._plan(objects, selectors, revision)
         self._selected = {}  # key -> pair key, objects held by selector pairs
         self._verdicts, self._objs, self._ready_at = {}, {}, {}
         self._not_ready, self._failed, self._missing = set(), set(), set()
@@ -293,6 +304,8 @@ class Waiter(object):
         verdict = self.override(key, obj) if self.override else None
         if verdict is None:
             verdict = readiness.evaluate(obj, key[0])
+        if key in self._revisions:
+            verdict = revision_gate.check(obj, key[0], self._revisions[key], verdict)
         was_ready = key in self._verdicts and self._verdicts[key].ready
         self._verdicts[key] = verdict
         # Sets kept current per event, so deciding costs O(1) however many objects are waited on.
@@ -387,6 +400,7 @@ class Waiter(object):
                 "state": verdict.state, "reason": verdict.reason, "message": verdict.message,
                 "generation": verdict.generation, "observed_generation": verdict.observed_generation,
                 "ready_after": self._ready_at.get(key) if verdict.ready else None,
+                "revision": revision_gate.observed(obj, key[0])[0] if obj is not None and key[0] in revision_gate.REVISION_KINDS else None,
                 "blocked_by": [],
                 "notes": list(verdict.notes),
             }
@@ -449,10 +463,13 @@ def normalize_objects(items):
     """Accept flux_wait objects and flux_apply's ``applied`` items alike: keep the identity."""
     out = []
     for item in items or []:
-        out.append({
+        row = {
             "kind": item.get("kind"),
             "name": item.get("name") or (item.get("metadata") or {}).get("name"),
             "namespace": item.get("namespace") or (item.get("metadata") or {}).get("namespace"),
             "api_version": item.get("api_version") or item.get("apiVersion"),
-        })
+        }
+        if item.get("revision"):
+            row["revision"] = item["revision"]
+        out.append(row)
     return out

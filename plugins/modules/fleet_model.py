@@ -102,6 +102,22 @@ options:
         clusters need not exist; kubeconfigs that are present are checked either way.
     type: bool
     default: false
+  delivery:
+    description:
+      - Who writes the delivered objects (everything but the bootstrap objects - the Flux Operator
+        release, the sync Secret, the FluxInstance, the kubeconfig Secrets).
+      - V(git) (the default), Flux from the sync repository the publish sink writes; V(direct), the apply
+        sink. In V(direct) mode a FluxInstance sync path holding delivered objects is refused.
+    type: str
+    choices: [git, direct]
+    default: git
+  kubeconfig_writer:
+    description:
+      - Who writes the spoke kubeconfig Secrets. V(registration) (the cluster_registration role) or
+        V(eso) (ExternalSecrets in C(infrastructure/cluster-configs/), which the tree then carries).
+    type: str
+    choices: [registration, eso]
+    default: registration
 notes:
   - The catalogs are plain data, so a user can replace any of them in group_vars.
 seealso:

@@ -38,6 +38,7 @@ options:
     description:
       - Objects to wait for. Each item has C(kind), C(name), C(namespace) (not for cluster-scoped
         kinds) and optionally C(api_version) (or C(apiVersion)) to address another API version.
+      - C(revision) (optional) gates that object on a Flux revision, see O(revision).
       - Other keys are ignored, so the RV(c5c3.gitops.flux_apply#module:applied) items of
         M(c5c3.gitops.flux_apply) are accepted directly.
     type: list
@@ -66,6 +67,17 @@ options:
         O(missing_grace). With C(false), wait until all are ready or O(timeout) passes.
     type: bool
     default: true
+  revision:
+    description:
+      - "Revision gating. The Flux revision (C(<ref>@sha1:<sha>), as RV(c5c3.gitops.gitops_publish#module:revision)
+        returns it; a bare sha also matches) that every source (GitRepository, OCIRepository, Bucket,
+        HelmChart) and Kustomization in O(objects) must be at to count as ready, on top of being
+        ready at its generation - C(status.artifact.revision) for sources,
+        C(status.lastAppliedRevision) for Kustomizations. Other kinds ignore it."
+      - An item of O(objects) may carry its own C(revision).
+      - A Kustomization failure reported for an older revision (C(lastAttemptedRevision)) is waited on,
+        not failed fast, since the new revision may fix it.
+    type: str
   watch_timeout:
     description:
       - Server-side timeout of one watch request. When it ends the watch is reopened from the
@@ -108,6 +120,13 @@ EXAMPLES = r"""
         namespace: control-plane
         label_selector: gitops.c5c3.io/stage=services
 
+- name: Wait until Flux applied the published commit
+  c5c3.gitops.flux_wait:
+    objects:
+      - {kind: GitRepository, name: flux-system, namespace: flux-system}
+      - {kind: Kustomization, name: flux-system, namespace: flux-system}
+    revision: "{{ _published.revision }}"
+
 - name: Wait for the Flux Operator and the FluxInstance
   c5c3.gitops.flux_wait:
     objects:
@@ -133,6 +152,7 @@ objects:
     generation: {description: metadata.generation seen., type: int, returned: always}
     observed_generation: {description: Generation the controller reported on., type: int, returned: always}
     ready_after: {description: Seconds from the start until it was seen ready (null if not ready)., type: float, returned: always}
+    revision: {description: "Revision the object reports (sources: artifact, Kustomizations: last applied; null for other kinds).", type: str, returned: always}
     blocked_by: {description: "Not-ready dependencies (C(spec.dependsOn)) holding it, as {kind, namespace, name}.", type: list, returned: always}
     notes: {description: "Reported without deciding the state - a HelmRelease C(Drifted=True), a Kustomization C(Healthy=True).", type: list, returned: always}
   sample:
@@ -190,6 +210,7 @@ def argspec():
         missing_grace=dict(type="int", default=30),
         fail_fast=dict(type="bool", default=True),
         watch_timeout=dict(type="int", default=290),
+        revision=dict(type="str"),
     )
     return spec
 
@@ -198,7 +219,8 @@ def wait(module):
     p = module.params
     result = Waiter(module.client(workers=4), watch_timeout=p["watch_timeout"]).wait(
         normalize_objects(p["objects"]), p["selectors"], timeout=p["timeout"],
-        missing_grace=p["missing_grace"], fail_fast=p["fail_fast"], once=module.check_mode)
+        missing_grace=p["missing_grace"], fail_fast=p["fail_fast"], once=module.check_mode,
+        revision=p["revision"])
     ok = result.pop("ok")
     message = result.pop("message")
     if ok or module.check_mode:

@@ -76,7 +76,8 @@ def _flux_docs():
     catalog["sources"].append({"name": "extra-oci", "kind": "OCIRepository", "url": "oci://ghcr.io/x/y",
                                "ref": {"semver": ">=1.0.0"}})
     fleet = build_fleet(make_inventory(layout=TWO_REGIONS), catalog)
-    docs = []
+    # The FluxInstance is a bootstrap object (Ansible writes it, the tree never holds it).
+    docs = [(i["path"], i["object"]) for i in fleet["objects"] if i["writer"] == "bootstrap"]
     for path, text in render_tree(fleet).items():
         for doc in yaml.safe_load_all(text):
             if doc and "fluxcd" in doc["apiVersion"].split("/")[0]:

@@ -14,10 +14,10 @@ def tree(catalog):
     return render_tree(build_fleet(make_inventory(), catalog))
 
 
-def test_design_layout(tree):
+def test_design_layout(catalog):
+    tree = render_tree(build_fleet(dict(make_inventory()), dict(catalog, kubeconfig_writer="eso")))
     for path in (
         "clusters/management/kustomization.yaml",
-        "clusters/management/flux-system/flux-instance.yaml",
         "clusters/control-plane/kustomization.yaml",
         "clusters/control-plane/hub/kustomizations.yaml",
         "clusters/control-plane/hub/services/keystone-operator.yaml",
@@ -28,9 +28,15 @@ def test_design_layout(tree):
         "infrastructure/cluster-configs/control-plane-kubeconfig.yaml",
         "infrastructure/cluster-configs/hypervisor-kubeconfig.yaml",
         "infrastructure/cluster-configs/storage-kubeconfig.yaml",
-        "infrastructure/cluster-configs/flux-system-git-sync.yaml",
     ):
         assert path in tree, path
+    # bootstrap objects (Ansible writes them) never go to Git: one writer each
+    assert "clusters/management/flux-system/flux-instance.yaml" not in tree
+    assert "infrastructure/cluster-configs/flux-system-git-sync.yaml" not in tree
+
+
+def test_kubeconfig_external_secrets_only_when_eso_writes_them(tree):
+    assert not [p for p in tree if p.startswith("infrastructure/cluster-configs/") and not p.endswith("kustomization.yaml")]
 
 
 def test_every_directory_with_files_has_a_kustomization_listing_them(tree):
@@ -48,7 +54,7 @@ def test_every_directory_with_files_has_a_kustomization_listing_them(tree):
 
 def test_hub_sync_root_pulls_in_everything_the_hub_applies(tree):
     resources = yaml.safe_load(tree["clusters/management/kustomization.yaml"])["resources"]
-    assert resources == ["flux-system", "../../infrastructure/sources", "hub", "../control-plane/hub",
+    assert resources == ["../../infrastructure/sources", "hub", "../control-plane/hub",
                          "../hypervisor/hub", "../storage/hub"]
     # a spoke's own directory (applied ON the spoke) never includes its hub-side objects
     assert yaml.safe_load(tree["clusters/control-plane/kustomization.yaml"])["resources"] == ["namespaces.yaml"]
@@ -73,6 +79,9 @@ def test_every_object_is_written_to_its_path(catalog):
     fleet = build_fleet(make_inventory(), catalog)
     tree = render_tree(fleet)
     for item in fleet["objects"] + fleet["manifests"]:
+        if item.get("writer") == "bootstrap":
+            assert item["path"] not in tree
+            continue
         docs = list(yaml.safe_load_all(tree[item["path"]]))
         assert item["object"] in docs
 
@@ -92,13 +101,13 @@ def test_key_order_is_stable_and_readable():
 def test_no_secret_value_is_rendered(catalog):
     kc = {h: kubeconfig(name=h) for h in ("control-plane", "hypervisor", "storage")}
     inv = make_inventory(kubeconfigs=kc)
-    tree = render_tree(build_fleet(inv, catalog))
+    tree = render_tree(build_fleet(inv, dict(catalog, kubeconfig_writer="eso")))
     text = "".join(tree.values())
     assert "s3cr3t-token-value" not in text and "Q0E=" not in text
     docs = [d for t in tree.values() for d in yaml.safe_load_all(t) if d]
     assert not [d for d in docs if d["kind"] == "Secret"]
     es = [d for d in docs if d["kind"] == "ExternalSecret"]
-    assert {d["metadata"]["name"] for d in es} == {"flux-system", "control-plane-kubeconfig", "hypervisor-kubeconfig", "storage-kubeconfig"}
+    assert {d["metadata"]["name"] for d in es} == {"control-plane-kubeconfig", "hypervisor-kubeconfig", "storage-kubeconfig"}
     for d in es:
         assert d["spec"]["secretStoreRef"] == {"name": "openbao-cluster-store", "kind": "ClusterSecretStore"}
         for entry in d["spec"]["data"]:

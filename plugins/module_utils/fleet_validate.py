@@ -118,7 +118,6 @@ def validate_model(model):
         raise FleetValidationError("FluxInstance flux: spec.cluster.type %r is not one of %s" % (cluster["type"], ", ".join(FLUX_CLUSTER_TYPES)))
     if cluster.get("size") is not None and cluster["size"] not in FLUX_CLUSTER_SIZES:
         raise FleetValidationError("FluxInstance flux: spec.cluster.size %r is not one of %s" % (cluster["size"], ", ".join(FLUX_CLUSTER_SIZES)))
-    validate_delivery(model)
     sync = fi.get("sync")
     # Optional: without it (or without a url) the apply sink delivers directly (no Git sync on the hub).
     if sync and (not isinstance(sync, dict) or sync.get("url")):
@@ -129,6 +128,7 @@ def validate_model(model):
                 raise FleetValidationError("FluxInstance flux: spec.sync.%s is required (or set sync to null for no sync)" % key)
         if sync["kind"] not in ("GitRepository", "OCIRepository", "Bucket"):
             raise FleetValidationError("FluxInstance flux: spec.sync.kind %r is not one of GitRepository, OCIRepository, Bucket" % sync["kind"])
+    validate_delivery(model)
 
     sources = model["sources"]
     for name, src in sources.items():

@@ -44,9 +44,12 @@ def test_direct_mode_refuses_the_repository_root_too(catalog):
 
 
 def test_direct_mode_without_sync_or_outside_the_tree_is_fine(catalog):
+    kustomizations = catalog["kustomizations"]
+    catalog["kustomizations"] = {}  # without a sync there is no sync GitRepository for them to build from
     fleet = _fleet(catalog, {"sync": None}, delivery="direct")
     instance = [i["object"] for i in fleet["objects"] if i["object"]["kind"] == "FluxInstance"][0]
-    assert "sync" not in instance["spec"] and fleet["sync"]["path"] is None
+    assert "sync" not in instance["spec"] and fleet["sync"]["enabled"] is False
+    catalog["kustomizations"] = kustomizations
     fleet = _fleet(catalog, {"sync": {"path": "bootstrap/{hub}"}}, delivery="direct")
     assert fleet["sync"]["path"] == "bootstrap/management"
 

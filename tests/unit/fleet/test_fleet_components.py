@@ -206,6 +206,7 @@ def test_flux_instance_upstream_fields_and_no_sync(catalog):
         "distribution": {"artifact": "oci://ghcr.io/controlplaneio-fluxcd/flux-operator-manifests", "variant": "upstream-alpine"},
         "wait": True, "migrateResources": True}}}
     catalog["kustomizations"] = {}
+    catalog["delivery"] = "direct"  # no sync: nothing for git delivery to publish to
     fleet = build_fleet(make_inventory(host_vars=hv), catalog)
     fi = [o["object"] for o in fleet["objects"] if o["object"]["kind"] == "FluxInstance"][0]
     assert "sync" not in fi["spec"] and fi["spec"]["wait"] is True
@@ -225,5 +226,6 @@ def test_flux_instance_is_validated(catalog, fi, fragment):
 
 
 def test_no_sync_needs_a_source_for_every_kustomization(catalog):
+    catalog["delivery"] = "direct"
     _fails(catalog, {"management": {"gitops_flux_instance": {"sync": None}}},
            "Kustomization control-plane/control-plane-infrastructure", "the FluxInstance has no sync")

@@ -127,10 +127,10 @@ def test_a_symlinked_file_is_refused(tree, tmp_path):
     _render(tree, str(dest))
     target = tmp_path / "victim.txt"
     target.write_text("keep")
-    rel = "clusters/management/flux-system/flux-instance.yaml"
+    rel = "clusters/management/hub/kustomizations.yaml"
     os.unlink(str(dest / rel))
     os.symlink(str(target), str(dest / rel))
-    with pytest.raises(RenderError, match="flux-instance.yaml is a symbolic link"):
+    with pytest.raises(RenderError, match="kustomizations.yaml is a symbolic link"):
         _render(tree, str(dest), force=True)
     assert target.read_text() == "keep"
 

@@ -330,6 +330,13 @@ def summarize(clusters):
             counts[s] += c[s]
         total += c["total"]
     counts["total"] = total
+    roots = {}
+    for cluster in clusters:
+        for obj in cluster["objects"]:
+            for root in obj.get("root_causes") or []:
+                key = (root["kind"], root["namespace"] or "", root["name"])
+                roots.setdefault(key, dict(root, blocks=0))["blocks"] += 1
+    counts["root_causes"] = [roots[k] for k in sorted(roots)]
     counts["clusters"] = len(clusters)
     counts["unreachable"] = sorted(c["name"] for c in clusters if not c.get("reachable"))
     counts["hub_unread"] = sorted(c["name"] for c in clusters if not (c.get("hub_read") or {}).get("ok"))

@@ -54,6 +54,7 @@ def to_dot(report, title=None):
         '  edge [color="#555555", arrowsize=0.6];',
     ]
     known = set()
+    states = dict((node_id(o), o["state"]) for c in report["clusters"] for o in c["objects"])
     for i, cluster in enumerate(report["clusters"]):
         reachable = cluster.get("reachable") and (cluster.get("hub_read") or {}).get("ok")
         label = "%s (%s)" % (cluster["name"], cluster.get("group") or "?")
@@ -87,7 +88,8 @@ def to_dot(report, title=None):
                     known.add(dep)
                     out.append('  %s [label="%s %s\\n(not in report)", fillcolor=%s, style="rounded,filled,dashed"];' % (
                         _q(dep), SHORT_KIND.get(ref["kind"], ref["kind"]), _q(ref["name"])[1:-1], _q(COLORS["unknown"])))
-                style = ' [color="#c0392b", penwidth=1.5]' if obj["state"] == "blocked" else ""
+                # red: the edge that holds the object back (its dependency is not ready)
+                style = ' [color="#c0392b", penwidth=1.5]' if states.get(dep, "unknown") != "ready" else ""
                 edges.append("  %s -> %s%s;" % (_q(dep), _q(node_id(obj)), style))
     out.extend(sorted(edges))
     out.append("  subgraph cluster_legend {")

@@ -15,6 +15,7 @@ import json
 from xml.etree import ElementTree as ET
 
 SHORT_KIND = {"HelmRelease": "HR", "Kustomization": "KS"}
+MAX_CHAIN_LINES = 8
 
 
 def duration(seconds):
@@ -34,12 +35,28 @@ def version_of(obj):
     if obj["kind"] == "HelmRelease":
         inst = obj.get("installed") or {}
         if inst.get("chart_version"):
-            text = "%s@%s" % (inst.get("chart_name") or (obj.get("chart") or {}).get("name"), inst["chart_version"])
+            chart = inst.get("chart_name") or (obj.get("chart") or {}).get("name")
+            # the chart's name only when it is not the object's own
+            text = inst["chart_version"] if chart == obj["name"] else "%s@%s" % (chart, inst["chart_version"])
             if inst.get("revision"):
                 text += " r%s" % inst["revision"]
             return text
         return "(want %s)" % ((obj.get("chart") or {}).get("version") or "?")
-    return obj.get("last_applied_revision") or "-"
+    return short_revision(obj.get("last_applied_revision")) or "-"
+
+
+def short_revision(revision):
+    """``refs/heads/main@sha1:23a9755258e2...`` -> ``main@sha1:23a97552`` (the JSON keeps the full one)."""
+    if not revision:
+        return revision
+    ref, sep, digest = revision.partition("@")
+    for prefix in ("refs/heads/", "refs/tags/"):
+        if ref.startswith(prefix):
+            ref = ref[len(prefix):]
+    if sep and ":" in digest:
+        algo, dummy, value = digest.partition(":")
+        digest = "%s:%s" % (algo, value[:8])
+    return ref + sep + digest
 
 
 def credential_text(cluster):
@@ -91,12 +108,25 @@ def cluster_lines(cluster):
     if len(rows) > 1:
         widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
         for r in rows:
-            lines.append("  " + "  ".join(str(r[i]).ljust(widths[i]) for i in range(4)) + "  " + r[4])
+            lines.append(("  " + "  ".join(str(r[i]).ljust(widths[i]) for i in range(4)) + "  " + r[4]).rstrip())
+    shown = 0
     for obj in cluster["objects"]:
         if obj["state"] == "failed" and obj.get("message"):
             lines.append("  ! %s %s: %s" % (obj["kind"], obj["name"], obj["message"][:300]))
-        for chain in obj.get("chains") or []:
-            lines.append("  > %s" % chain)
+    for obj in cluster["objects"]:
+        chains = obj.get("chains") or []
+        if not chains:
+            continue
+        shown += 1
+        if shown > MAX_CHAIN_LINES:
+            continue
+        # one line per waiting object: its longest path to a root cause
+        text = "  > %s" % max(chains, key=lambda c: (c.count(" -> "), c))
+        if len(chains) > 1:
+            text += " (+%d more paths)" % (len(chains) - 1)
+        lines.append(text)
+    if shown > MAX_CHAIN_LINES:
+        lines.append("  > ... %d more blocked objects (status.md, status.json)" % (shown - MAX_CHAIN_LINES))
     return lines
 
 
@@ -109,6 +139,13 @@ def summary_line(report):
     if s["credentials_expiring"]:
         text += "; credentials expiring: %s" % ", ".join(s["credentials_expiring"])
     return text
+
+
+def root_cause_lines(report):
+    """One line per object that holds others back: ``HelmRelease cp/mariadb (failed: X) blocks 8``."""
+    return ["%s %s/%s on %s (%s%s) blocks %d object(s)" % (
+        r["kind"], r["namespace"], r["name"], r.get("cluster") or "?", r["state"],
+        ": " + r["reason"] if r.get("reason") else "", r["blocks"]) for r in report["summary"].get("root_causes") or []]
 
 
 def to_json(report):

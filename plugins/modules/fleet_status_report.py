@@ -78,6 +78,12 @@ files:
   returned: always
   type: dict
   sample: {json: /tmp/status/status.json, svg: /tmp/status/status.svg}
+root_causes:
+  description: One line per object that holds others back (the end of every blocking chain).
+  returned: always
+  type: list
+  elements: str
+  sample: ["HelmRelease control-plane/mariadb-operator on control-plane (failed: RetriesExceeded) blocks 8 object(s)"]
 tables:
   description: One compact table per cluster, as lists of lines.
   returned: always
@@ -202,6 +208,7 @@ def main():
             module.atomic_move(tmp, path)
     result = dict(changed=changed, files=files, summary=report["summary"],
                   summary_line=status_render.summary_line(report),
+                  root_causes=status_render.root_cause_lines(report),
                   tables=[status_render.cluster_lines(c) for c in report["clusters"]], status=report)
     if p["fail_on_unhealthy"] and not report["summary"].get("healthy"):
         module.fail_json(msg="the fleet is not healthy: %s" % result["summary_line"], **result)

@@ -26,7 +26,7 @@ def test_table_per_cluster(report):
     tables = dict((c["name"], status_render.cluster_lines(c)) for c in report["clusters"])
     cp = "\n".join(tables["control-plane"])
     assert cp.startswith("control-plane (control_plane, hub namespace control-plane): 4 objects, 2 ready, 1 blocked, 1 failed")
-    assert "glance-operator@2.1.0 r1" in cp and "RetriesExceeded" in cp
+    assert "2.1.0 r1" in cp and "RetriesExceeded" in cp
     assert "> HelmRelease control-plane/keystone-operator -> HelmRelease control-plane/mariadb-operator" in cp
     assert "cluster NOT REACHABLE" in "\n".join(tables["hypervisor"])
     assert "Secret storage-kubeconfig: Secret storage/storage-kubeconfig not found" in "\n".join(tables["storage"])

@@ -83,3 +83,17 @@ def test_svg_nodes_rejects_non_svg():
         status_graph.svg_nodes("<html/>")
     with pytest.raises(ValueError, match="not XML"):
         status_graph.svg_nodes("<svg")
+
+
+def test_report_matches_the_documented_schema(report):
+    import json
+
+    import jsonschema
+    schema_path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "docs", "fleet-status.schema.json")
+    with open(schema_path) as handle:
+        schema = json.load(handle)
+    jsonschema.validate(json.loads(status_render.to_json(report)), schema)
+    broken = json.loads(status_render.to_json(report))
+    broken["clusters"][0]["objects"][0]["state"] = "green"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)

@@ -43,7 +43,7 @@ def clone(tmp_path):
     for tag in git(path, "tag", "--list").split():
         git(path, "tag", "-d", tag)
     set_version(path, "0.1.0")
-    git(path, "commit", "-qam", "test: version 0.1.0")
+    git(path, "commit", "-q", "--allow-empty", "-am", "test: version 0.1.0")
     return path
 
 

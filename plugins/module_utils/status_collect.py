@@ -158,7 +158,7 @@ class Collector(object):
     def __init__(self, hub_client, spoke_factory, hub_kubeconfig=None, hub_context=None, now=None,
                  warn_days=30, workers=8, scrub=None, clock=time.monotonic):
         self.hub = hub_client
-        self.spoke_factory = spoke_factory  # kubeconfig dict -> client
+        self.spoke_factory = spoke_factory  # (kubeconfig dict, cluster name) -> client
         self.hub_kubeconfig = hub_kubeconfig
         self.hub_context = hub_context
         self.now = now if now is not None else time.time()
@@ -265,7 +265,7 @@ class Collector(object):
                 secrets = secret_values(kubeconfig)
                 out["credential"] = expiry.credential_expiry(kubeconfig, self.now, self.warn_seconds)
                 try:
-                    client = self.spoke_factory(kubeconfig)
+                    client = self.spoke_factory(kubeconfig, cluster["name"])
                 except Exception as exc:
                     out["spoke"] = self._error(exc, secrets)
         if client is not None:

@@ -103,18 +103,8 @@ status:
     elapsed: {description: Seconds spent., type: float, returned: always}
 """
 
-import os
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
-    K8S_AUTH_ARGSPEC,
-    K8sClientError,
-    auth_params,
-    build_api_client,
-    request_timeout,
-)
+from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule, ModuleFailed
 
 
 def argspec():
@@ -129,41 +119,42 @@ def argspec():
 
 
 def _hub_kubeconfig(params):
-    kubeconfig = auth_params(params).get("kubeconfig")
-    if isinstance(kubeconfig, dict) or not kubeconfig:
-        return kubeconfig
+    """The hub's kubeconfig as a mapping (for its credential's expiry), None when not at hand."""
+    from ansible_collections.c5c3.gitops.plugins.module_utils.kube_auth import auth_params, load_kubeconfig
+    p = auth_params(params)
+    if p.get("host") or p.get("api_key"):
+        return None
     try:
-        import yaml
-        with open(os.path.expanduser(kubeconfig)) as handle:
-            return yaml.safe_load(handle)
-    except Exception:  # unreadable here: the client below reports the real error
+        return load_kubeconfig(p.get("kubeconfig"))[0]
+    except Exception:  # unreadable here: the client reports the real error
         return None
 
 
-def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+def read(module):
+    from ansible_collections.c5c3.gitops.plugins.module_utils.kubeconfig_secret import scrub, spoke_client
+    from ansible_collections.c5c3.gitops.plugins.module_utils.status_collect import Collector
     p = module.params
     for i, cluster in enumerate(p["clusters"]):
         missing = [k for k in ("name", "hub_namespace") if not cluster.get(k)]
         if missing:
-            module.fail_json(msg="clusters[%d] (%s) needs %s" % (i, cluster.get("name") or "?", ", ".join(missing)))
-    try:
-        from ansible_collections.c5c3.gitops.plugins.module_utils.apply import RawClient, light_client
-        from ansible_collections.c5c3.gitops.plugins.module_utils.kubeconfig_secret import scrub, spoke_client
-        from ansible_collections.c5c3.gitops.plugins.module_utils.status_collect import Collector
-        hub = light_client(p, timeout=request_timeout(p), workers=p["workers"]) or \
-            RawClient(build_api_client(p), timeout=request_timeout(p))
-        collector = Collector(
-            hub, lambda kubeconfig: spoke_client(kubeconfig, None, p["spoke_timeout"]),
-            hub_kubeconfig=_hub_kubeconfig(p), hub_context=auth_params(p).get("context"),
-            warn_days=p["expiry_warning_days"], workers=p["workers"],
-            scrub=lambda text, secrets=(): scrub(text, secrets))
-        status = collector.collect([dict(c, hub=bool(c.get("hub") or not c.get("kubeconfig_secret"))) for c in p["clusters"]])
-    except K8sClientError as exc:
-        module.fail_json(msg=str(exc))
-    except Exception as exc:  # a bug, not a cluster answer: keep the traceback
-        module.fail_json(msg="fleet_status_info failed: %s" % exc, exception=traceback.format_exc())
-    module.exit_json(changed=False, status=status)
+            raise ModuleFailed("clusters[%d] (%s) needs %s" % (i, cluster.get("name") or "?", ", ".join(missing)))
+
+    def spoke(kubeconfig, name):
+        client = spoke_client(kubeconfig, None, p["spoke_timeout"], cluster=name)
+        module.no_log_values.update(client.secrets)  # a spoke credential never leaves the module
+        return client
+
+    collector = Collector(
+        module.client(workers=p["workers"]), spoke, hub_kubeconfig=_hub_kubeconfig(p),
+        hub_context=p.get("context"), warn_days=p["expiry_warning_days"], workers=p["workers"],
+        scrub=lambda text, secrets=(): scrub(text, secrets))
+    status = collector.collect([dict(c, hub=bool(c.get("hub") or not c.get("kubeconfig_secret"))) for c in p["clusters"]])
+    return dict(changed=False, status=status)
+
+
+def main():
+    module = KubeModule(argument_spec=argspec(), supports_check_mode=True)
+    module.run(read)
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ def sample_fleet():
     }
     hub_client = FakeClient(hub)
 
-    def factory(kc):
+    def factory(kc, name=None):
         return spokes[kc["clusters"][0]["cluster"]["server"]]
 
     return hub_client, spokes, factory

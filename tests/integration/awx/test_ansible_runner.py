@@ -78,16 +78,17 @@ def private_data_dir(local_fleet, tmp_path_factory):
     (inv_dir / "group_vars" / "management").mkdir(parents=True)
     with open(os.path.join(ROOT, "inventories", "local", "hosts.yml")) as handle:
         inv = yaml.safe_load(handle)
+    inv["all"].get("vars", {}).pop("gitops_kubeconfig", None)  # from the credential instead
     for group in inv["all"]["children"].values():
         for hv in group["hosts"].values():
-            hv.pop("gitops_kubeconfig", None)  # from the credential instead
+            hv.pop("gitops_kubeconfig", None)
     (inv_dir / "hosts.yml").write_text(yaml.safe_dump(inv))
     (inv_dir / "group_vars" / "all.yml").write_text(yaml.safe_dump({
         "ansible_connection": "local",
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
         # docs/awx.md: each cluster's kubeconfig from the "C5C3 spoke kubeconfigs" credential
         "gitops_kubeconfig_content": "{{ (lookup('ansible.builtin.file', lookup('ansible.builtin.env', "
-                                     "'C5C3_KUBECONFIGS_FILE')) | from_yaml)[inventory_hostname] }}",
+                                     "'C5C3_KUBECONFIGS_FILE')) | from_yaml)[gitops_cluster_name | default(inventory_hostname)] }}",
     }))
     (inv_dir / "group_vars" / "management" / "flux_operator.yml").write_text(yaml.safe_dump({
         "flux_operator_chart_ref": str(pdd / "project" / "tests" / "charts" / "flux-operator-local"),

@@ -96,14 +96,17 @@ def seeded(local_fleet, tmp_path_factory):
     # The local inventory plus cluster "edge", kubeconfigs of this fleet.
     with open(os.path.join(ROOT, "inventories", "local", "hosts.yml")) as handle:
         inv = yaml.safe_load(handle)
+    inv["all"].get("vars", {}).pop("gitops_kubeconfig", None)
     for group in inv["all"]["children"].values():
         for name, hv in group["hosts"].items():
-            hv["gitops_kubeconfig"] = local_fleet.kubeconfig(name)
-    inv["all"]["children"]["hypervisor"]["hosts"]["edge"] = {}
+            hv["gitops_kubeconfig"] = local_fleet.kubeconfig(hv.get("gitops_cluster_name") or name)
+    inv["all"]["children"]["hypervisor"]["hosts"]["edge"] = {"gitops_cluster_name": "edge"}
+    hosts = dict((hv.get("gitops_cluster_name") or n, n) for g in inv["all"]["children"].values()
+                 for n, hv in g["hosts"].items())
     inv_dir = tmp_path_factory.mktemp("status-inventory")
     shutil.copytree(os.path.join(ROOT, "inventories", "local", "group_vars"), str(inv_dir / "group_vars"))
     (inv_dir / "hosts.yml").write_text(yaml.safe_dump(inv))
-    yield str(inv_dir / "hosts.yml")
+    yield str(inv_dir / "hosts.yml"), hosts
     # Leave the shared fleet as found (namespaces stay: there is no namespace controller).
     for obj in objs:
         delete(hub, flux_kinds.object_path(HR, obj["metadata"]["namespace"], obj["metadata"]["name"]))
@@ -111,7 +114,8 @@ def seeded(local_fleet, tmp_path_factory):
     delete(hub, "/api/v1/namespaces/edge/secrets/edge-kubeconfig")
 
 
-def run_status(inventory, dest, *extra):
+def run_status(seeded, dest, *extra):
+    inventory = seeded[0]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_LOCALHOST_WARNING="0")
     proc = subprocess.run([ANSIBLE_PLAYBOOK, "playbooks/status.yml", "-i", inventory, "-e", "gitops_status_dir=%s" % dest]
@@ -209,8 +213,9 @@ def test_junit_and_svg(full):
 
 def test_sliced_run_merged_equals_one_run(full, seeded, tmp_path):
     a, b, merged = str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "merged")
-    run_status(seeded, a, "--limit", "management,hypervisor,edge", "--forks", "3")
-    run_status(seeded, b, "--limit", "control-plane,storage", "--forks", "3")
+    hosts = seeded[1]  # cluster name -> inventory host
+    run_status(seeded, a, "--limit", ",".join(hosts[c] for c in ("management", "hypervisor", "edge")), "--forks", "3")
+    run_status(seeded, b, "--limit", ",".join(hosts[c] for c in ("control-plane", "storage")), "--forks", "3")
     assert sorted(c["name"] for c in load(a)["clusters"]) == ["edge", "hypervisor", "management"]
     # alone, slice a cannot know the state of st-api (another cluster's object)
     assert objects(load(a))["hypervisor/st-agent"]["blocked_by"][0]["state"] == "unknown"

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from ansible_collections.c5c3.gitops.plugins.module_utils import flux_kinds, status_graph
-from ansible_collections.c5c3.gitops.plugins.module_utils.waiter import KubeSource, Waiter
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube import client_from_kubeconfig
+from ansible_collections.c5c3.gitops.plugins.module_utils.waiter import Waiter
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BIN = os.path.dirname(sys.executable)
@@ -85,11 +86,12 @@ def seeded(local_fleet, tmp_path_factory):
     for obj in objs:
         apply(hub, flux_kinds.object_path(HR, obj["metadata"]["namespace"], obj["metadata"]["name"]), obj)
     # Real waits (the collection's own watch loop): the good ones ready, the failing one failed.
-    waiter = Waiter(KubeSource(hub))
+    source = client_from_kubeconfig(local_fleet.kubeconfig(local_fleet.hub), workers=4)
+    waiter = Waiter(source)
     ready = waiter.wait([{"kind": "HelmRelease", "namespace": "control-plane", "name": "st-web"},
                          {"kind": "HelmRelease", "namespace": "storage", "name": "st-store"}], timeout=120)
     assert ready["outcome"] == "ready", ready["message"]
-    failed = Waiter(KubeSource(hub)).wait([{"kind": "HelmRelease", "namespace": "control-plane", "name": "st-db"}],
+    failed = Waiter(source).wait([{"kind": "HelmRelease", "namespace": "control-plane", "name": "st-db"}],
                                           timeout=120)
     assert failed["outcome"] == "failed", failed["message"]
 

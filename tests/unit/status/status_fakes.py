@@ -167,5 +167,3 @@ def collect(fleet, clusters=None):
     collector = Collector(hub_client, factory, hub_kubeconfig=kubeconfig("https://hub"), now=NOW, workers=4,
                           scrub=lambda t, s=(): scrub(t, s))
     return collector.collect(copy.deepcopy(clusters))
-
-

@@ -216,10 +216,27 @@ _CHECKS = {
 }
 
 
-def classify(status, message, server):
-    """One sentence for a failed request to ``server``: (kind, text). ``message`` is already scrubbed."""
+# KubeError categories (kube_errors) -> the wording here
+_CATEGORY = {
+    "refused": lambda s, t: ("connect", "cannot connect to %s: connection refused; %s" % (s, _CHECKS["connect"])),
+    "dns": lambda s, t: ("connect", "cannot connect to %s: the host name does not resolve; %s" % (s, _CHECKS["connect"])),
+    "timeout": lambda s, t: ("timeout", "cannot connect to %s: timed out; %s" % (s, _CHECKS["connect"])),
+    "connection": lambda s, t: ("connect", "cannot connect to %s: %s" % (s, _short(t))),
+    "tls": lambda s, t: ("tls", "TLS: the certificate of %s is not valid for its address; check the server URL or tls-server-name" % s)
+    if "host name" in t or "mismatch" in t else ("tls", "TLS: the certificate of %s is not signed by the kubeconfig's CA; %s"
+                                                   % (s, _CHECKS["tls"])),
+    "client-cert": lambda s, t: ("tls", "TLS handshake with %s failed (the server refused the client certificate?): %s"
+                                 % (s, _short(t))),
+}
+
+
+def classify(status, message, server, category=None):
+    """One sentence for a failed request to ``server``: (kind, text). ``message`` is already scrubbed;
+    ``category`` is the transport's own classification (KubeError.category), when it has one."""
     text = message or ""
     low = text.lower()
+    if not status and category in _CATEGORY:
+        return _CATEGORY[category](server, text)
     if status == 401:
         return "unauthorized", "unauthorized: %s rejected the credentials (401); %s" % (server, _CHECKS["auth"])
     if status == 403:

@@ -33,6 +33,7 @@ class LeaseError(Exception):
     def __init__(self, message, holder=None):
         super(LeaseError, self).__init__(message)
         self.holder = holder
+        self.result = {"holder": holder}  # fields of the module's failure
 
 
 # --------------------------------------------------------------------------- pure

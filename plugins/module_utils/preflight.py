@@ -121,10 +121,12 @@ class Check(object):
             return result
         if not self.probe:
             return result
+        # The hub's file is passed as a path (its relative file references resolve next to it).
+        source = item["path"] if item["role"] == "hub" and item.get("path") else kubeconfig
         try:
-            client = self.client_factory(kubeconfig, info["context"], self.timeout)
-        except Exception as exc:  # loaders raise assorted types for bad certs/data
-            result["errors"].append("cluster %s: the kubeconfig cannot be loaded: %s" % (name, ks.scrub(str(exc), secrets)))
+            client = self.client_factory(source, info["context"], self.timeout, cluster=name)
+        except Exception as exc:  # bad certificate data, exec plugin failures, ...
+            result["errors"].append("cluster %s: the kubeconfig cannot be used: %s" % (name, ks.scrub(_detail(exc), secrets)))
             return result
         server = info["server"]
         try:
@@ -132,8 +134,9 @@ class Check(object):
             result["version"] = (version or {}).get("gitVersion")
             if self.check_access and self.access[item["role"]]:
                 result["missing_access"] = self._reviews(client, self.access[item["role"]])
-        except Exception as exc:  # the transport's error type carries .status (0: no HTTP answer)
-            _kind, text = cr.classify(getattr(exc, "status", 0), ks.scrub(str(exc), secrets), server)
+        except Exception as exc:  # the transport's error (KubeError): .status (0: no answer), .category
+            _kind, text = cr.classify(getattr(exc, "status", 0), ks.scrub(_detail(exc), secrets), server,
+                                      getattr(exc, "category", None))
             result["errors"].append("cluster %s: %s" % (name, text))
             return result
         finally:
@@ -169,6 +172,12 @@ class Check(object):
                 "preflight failed for %d cluster(s), nothing was written:\n  - %s"
                 % (len([r for r in results if r["errors"]]), "\n  - ".join(errors)), results)
         return results
+
+
+def _detail(exc):
+    """The failure itself, without the transport's own naming of the cluster (we name it)."""
+    detail = getattr(exc, "detail", None)
+    return detail if detail else str(exc)
 
 
 def _hub_info(kubeconfig, context, name):

@@ -113,21 +113,21 @@ clusters:
   elements: dict
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.c5c3.gitops.plugins.module_utils import credentials as cr
 from ansible_collections.c5c3.gitops.plugins.module_utils import kubeconfig_secret as ks
 from ansible_collections.c5c3.gitops.plugins.module_utils import preflight as pf
 from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC, auth_params
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube import client_from_kubeconfig
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule, ModuleFailed
 
 
 def argspec():
     spec = dict(K8S_AUTH_ARGSPEC)
     spec.update(
         clusters=dict(type="list", elements="dict", default=[]),
-        kubeconfig_contents=dict(type="dict", no_log=True),
+        # Not no_log: Ansible would mask every leaf of the mappings in the whole result; KubeModule
+        # registers the texts and their credentials as no_log values instead.
+        kubeconfig_contents=dict(type="dict", no_log=False),
         kubeconfig_base_dir=dict(type="path"),
         hub_name=dict(type="str", default="hub"),
         check_hub=dict(type="bool", default=True),
@@ -150,7 +150,10 @@ def run(module):
         if not (a.get("host") or a.get("api_key")):
             hub = {"name": p["hub_name"], "kubeconfig": a.get("kubeconfig") or "~/.kube/config", "context": a.get("context")}
     items = pf.items_from_fleet(p["clusters"], p["kubeconfig_contents"], p["kubeconfig_base_dir"], hub)
-    check = pf.Check(ks.spoke_client, warn_days=p["expiry_warning_days"],
+    def factory(source, context, timeout, cluster=None):
+        # one retry: a refused or timed-out connect is reported, not waited out
+        return client_from_kubeconfig(source, context=context, cluster=cluster, timeout=timeout, workers=4, retries=1)
+    check = pf.Check(factory, warn_days=p["expiry_warning_days"],
                      spoke_access=cr.FLUX_SPOKE_ACCESS if p["spoke_access"] is None else p["spoke_access"],
                      hub_access=cr.HUB_ACCESS if p["hub_access"] is None else p["hub_access"],
                      check_access=p["check_access"], probe=p["verify"], timeout=p["spoke_timeout"], workers=p["workers"])
@@ -161,21 +164,20 @@ def run(module):
     return {"changed": False, "clusters": [dict((k, v) for k, v in r.items() if k != "errors") for r in results]}
 
 
-def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+def body(module):
     try:
-        result = run(module)
+        return run(module)
     except pf.PreflightError as exc:
         for r in exc.results:
             for warning in r["warnings"]:
                 module.warn(warning)
-        module.fail_json(msg=str(exc), clusters=[dict(cluster=r["cluster"], errors=r["errors"]) for r in exc.results])
-    except (cr.CredentialError, ks.KubeconfigSecretError) as exc:
-        module.fail_json(msg=str(exc))
-    except Exception:  # a bug: the traceback could carry kubeconfig text, so leave it out
-        module.fail_json(msg="cluster_preflight failed unexpectedly (%s)"
-                         % traceback.format_exc().strip().splitlines()[-1].split(":")[0])
-    module.exit_json(**result)
+        raise ModuleFailed(str(exc), clusters=[dict(cluster=r["cluster"], errors=r["errors"]) for r in exc.results])
+
+
+def main():
+    module = KubeModule(argument_spec=argspec(), supports_check_mode=True,
+                        kubeconfig_options=("kubeconfig", "kubeconfig_contents"))
+    module.run(body, expected=(cr.CredentialError, ks.KubeconfigSecretError), bug_traceback=False)
 
 
 if __name__ == "__main__":

@@ -78,34 +78,29 @@ kept:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.c5c3.gitops.plugins.module_utils import cluster_prune as cp
-from ansible_collections.c5c3.gitops.plugins.module_utils.apply import RawClient, light_client
-from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
-    K8S_AUTH_ARGSPEC, K8sClientError, build_api_client, request_timeout)
+from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule
+
+
+def run(module):
+    p = module.params
+    result = cp.Pruner(module.client(workers=2), check_mode=module.check_mode, wait_timeout=p["wait_timeout"],
+                       secret_format=p["secret_format"]).run(p["clusters"])
+    for kept in result["kept"]:
+        module.warn("cluster %s left the fleet but its registration is kept for now: %s" % (kept["cluster"], kept["reason"]))
+    out = dict(changed=bool(result["pruned"]), pruned=result["pruned"], kept=result["kept"])
+    if module._diff:
+        out["diff"] = result["diff"]
+    return out
 
 
 def main():
     spec = dict(K8S_AUTH_ARGSPEC)
     spec.update(clusters=dict(type="list", elements="str", required=True), wait_timeout=dict(type="int", default=300),
                 secret_format=dict(type="str", choices=["flux", "multicluster-runtime"], default="flux"))
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
-    try:
-        raw = light_client(p, timeout=request_timeout(p), workers=2) or RawClient(build_api_client(p), request_timeout(p))
-        result = cp.Pruner(raw, check_mode=module.check_mode, wait_timeout=p["wait_timeout"],
-                           secret_format=p["secret_format"]).run(p["clusters"])
-    except (cp.PruneError, K8sClientError) as exc:
-        module.fail_json(msg="cluster_prune: %s" % exc)
-    except Exception as exc:
-        module.fail_json(msg="cluster_prune: the hub refused a request (%s): %s" % (getattr(exc, "status", "?"), exc))
-    for kept in result["kept"]:
-        module.warn("cluster %s left the fleet but its registration is kept for now: %s" % (kept["cluster"], kept["reason"]))
-    out = dict(changed=bool(result["pruned"]), pruned=result["pruned"], kept=result["kept"])
-    if module._diff:
-        out["diff"] = result["diff"]
-    module.exit_json(**out)
+    module = KubeModule(argument_spec=spec, supports_check_mode=True)
+    module.run(run, expected=(cp.PruneError,))
 
 
 if __name__ == "__main__":

@@ -118,15 +118,13 @@ import getpass
 import os
 import signal
 import socket
-import traceback
+import sys
 import uuid
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.c5c3.gitops.plugins.module_utils import lease as ls
-from ansible_collections.c5c3.gitops.plugins.module_utils.apply import RawClient, light_client
-from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import (
-    K8S_AUTH_ARGSPEC, K8sClientError, build_api_client, request_timeout)
+from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube import client_from_params
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule
 
 
 def argspec():
@@ -146,14 +144,14 @@ def argspec():
 
 
 def hub_client(p):
-    return light_client(p, timeout=request_timeout(p), workers=1) or RawClient(build_api_client(p), request_timeout(p))
+    return client_from_params(p, workers=1)
 
 
 def start_renewer(p, identity, owner):
     """Fork a detached renewer (double fork, new session, stdio on /dev/null so Ansible does not
     wait for it); returns its pid. Everything it runs is imported before the fork: the module's
     own files are removed once this process exits."""
-    hub_client(p)  # warm every lazy import of the transport
+    hub_client(p).close()  # warm every lazy import of the transport
     read_end, write_end = os.pipe()
     first = os.fork()
     if first == 0:
@@ -168,9 +166,13 @@ def start_renewer(p, identity, owner):
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
-            signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-            client = ls.LeaseClient(hub_client(p), p["namespace"], p["name"])
-            ls.renew_loop(client, identity, p["duration"], owner, max(1, p["duration"] // 3), p["max_hold"])
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds to the finally below
+            raw = hub_client(p)
+            try:
+                ls.renew_loop(ls.LeaseClient(raw, p["namespace"], p["name"]), identity, p["duration"], owner,
+                              max(1, p["duration"] // 3), p["max_hold"])
+            finally:
+                raw.close()  # removes its credential files
         finally:
             os._exit(0)
     os.close(write_end)
@@ -190,7 +192,7 @@ def default_identity(owner):
 
 def run(module):
     p = module.params
-    client = ls.LeaseClient(hub_client(p), p["namespace"], p["name"])
+    client = ls.LeaseClient(module.client(workers=1), p["namespace"], p["name"])
     if p["state"] == "released":
         if p["renewer_pid"]:
             try:
@@ -235,19 +237,8 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
-    try:
-        result = run(module)
-    except ls.LeaseError as exc:
-        module.fail_json(msg=str(exc), holder=exc.holder)
-    except K8sClientError as exc:
-        module.fail_json(msg=str(exc))
-    except Exception as exc:
-        status = getattr(exc, "status", None)
-        if status is not None:
-            module.fail_json(msg="hub_lease: the hub refused the Lease request (%s): %s" % (status, exc))
-        module.fail_json(msg="hub_lease failed unexpectedly (%s)" % traceback.format_exc().strip().splitlines()[-1])
-    module.exit_json(**result)
+    module = KubeModule(argument_spec=argspec(), supports_check_mode=True)
+    module.run(run, expected=(ls.LeaseError,), failure=None)
 
 
 if __name__ == "__main__":

@@ -122,8 +122,8 @@ class HubState:
              ("coordination.k8s.io", "v1", "leases"))
 
     def __init__(self, fleet):
-        from ansible_collections.c5c3.gitops.plugins.module_utils.apply import light_client
-        self.raw = light_client({"kubeconfig": fleet.kubeconfig(fleet.hub)}, timeout=30, workers=2)
+        from ansible_collections.c5c3.gitops.plugins.module_utils.kube import client_from_kubeconfig
+        self.raw = client_from_kubeconfig(fleet.kubeconfig(fleet.hub), timeout=30, workers=2)
 
     def get(self, path, query=None):
         try:

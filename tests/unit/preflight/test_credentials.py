@@ -126,3 +126,19 @@ def test_default_spoke_access_covers_what_flux_needs():
     for needed in ("create namespaces", "create customresourcedefinitions.apiextensions.k8s.io",
                    "create deployments.apps", "create clusterroles.rbac.authorization.k8s.io"):
         assert needed in described
+
+
+@pytest.mark.parametrize("category,detail,fragment", [
+    ("refused", "connection refused", "cannot connect to https://s:1: connection refused"),
+    ("dns", "Failed to resolve", "does not resolve"),
+    ("timeout", "timed out (request_timeout 10s)", "cannot connect to https://s:1: timed out"),
+    ("tls", "the server's certificate is not signed by the configured CA", "not signed by the kubeconfig's CA"),
+    ("tls", "the server's certificate is not valid for this host name", "not valid for its address"),
+    ("client-cert", "tlsv13 alert certificate required", "TLS handshake with https://s:1 failed"),
+])
+def test_classify_by_the_transports_category(category, detail, fragment):
+    assert fragment in cr.classify(0, detail, "https://s:1", category)[1]
+
+
+def test_http_statuses_win_over_categories():
+    assert cr.classify(401, "Unauthorized", "https://s:1", "unauthorized")[0] == "unauthorized"

@@ -34,7 +34,7 @@ class FakeClient:
 
 
 def factory(servers, made=None):
-    def make(kc, context, timeout):
+    def make(kc, context, timeout, cluster=None):
         server = kc["clusters"][0]["cluster"]["server"]
         client = FakeClient(servers.get(server, {}))
         if made is not None:

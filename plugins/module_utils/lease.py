@@ -36,6 +36,10 @@ class LeaseError(Exception):
         self.result = {"holder": holder}  # fields of the module's failure
 
 
+class LeaseLost(LeaseError):
+    """Another run holds the Lease now: stop renewing."""
+
+
 # --------------------------------------------------------------------------- pure
 
 def now_utc():
@@ -180,16 +184,21 @@ class LeaseClient(object):
             # renewals: every renewal of the holder would wake us up anyway).
             self.sleep(max(0.05, min(poll, (deadline - now).total_seconds())))
 
-    def renew(self, identity, duration=60):
-        """Renew a Lease we hold; LeaseError when another run holds it now."""
-        lease = self.get()
-        holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
-        if lease is None or holder != identity:
-            raise LeaseError("%s was lost (now held by %s)" % (self.where, holder or "nobody"), holder)
-        written = self._write(lease, desired_spec(lease["spec"], identity, duration, self.clock()))
-        if not written:
-            raise LeaseError("%s changed while renewing" % self.where)
-        return written
+    def renew(self, identity, duration=60, attempts=3):
+        """Renew a Lease we hold; LeaseLost when another run holds it now.
+
+        A 409 is re-read, not taken as lost: a renewal whose answer was lost (and whose retry then
+        carried a stale resourceVersion) has still renewed it.
+        """
+        for _attempt in range(attempts):
+            lease = self.get()
+            holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+            if lease is None or holder != identity:
+                raise LeaseLost("%s was lost (now held by %s)" % (self.where, holder or "nobody"), holder)
+            written = self._write(lease, desired_spec(lease["spec"], identity, duration, self.clock()))
+            if written:
+                return written
+        raise LeaseError("%s kept changing while renewing" % self.where)
 
     def release(self, identity):
         """Give the Lease up if we hold it (holder cleared, so the next run need not wait). Returns
@@ -274,7 +283,7 @@ def renew_loop(lease_client, identity, duration, owner, interval, max_hold, cloc
             try:
                 lease_client.renew(identity, duration)
                 last = clock()
-            except LeaseError:
+            except LeaseLost:
                 return "lost"
             except Exception:
                 pass  # transient hub trouble: try again next second, the Lease has slack

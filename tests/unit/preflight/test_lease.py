@@ -202,3 +202,40 @@ def test_an_exited_but_unreaped_owner_is_not_alive():
     assert not ls.owner_alive(owner)
     child.wait()
     assert not ls.owner_alive(owner)
+
+
+def test_renew_rereads_after_a_conflict_of_its_own_lost_answer():
+    store, clock = Store(), Clock()
+    client(store, clock).acquire("me")
+
+    def our_renewal_landed(s):  # the first PUT went through, its answer was lost; the retry is stale
+        s.rv += 1
+        s.obj["metadata"]["resourceVersion"] = str(s.rv)
+    store.before_write = our_renewal_landed
+    clock.sleep(20)
+    client(store, clock).renew("me")
+    assert ls.parse_time(store.obj["spec"]["renewTime"]) == clock.t
+
+
+def test_renew_loop_keeps_going_through_transient_errors():
+    class Flaky:
+        def __init__(self):
+            self.calls = 0
+
+        def renew(self, identity, duration):
+            self.calls += 1
+            if self.calls == 1:
+                raise ls.LeaseError("kept changing")
+            if self.calls == 2:
+                raise Err(503)
+
+        def release(self, identity):
+            pass
+    flaky = Flaky()
+    ticks = {"n": 0}
+
+    def sleep(_s):
+        ticks["n"] += 1
+    why = ls.renew_loop(flaky, "me", 60, (1, "x"), 0, 3600, clock=lambda: ticks["n"], sleep=sleep,
+                        alive=lambda o: ticks["n"] < 5)
+    assert why == "owner-exited" and flaky.calls >= 3

@@ -42,8 +42,9 @@ def inventory(fleet, dest, kubeconfigs=None, drop=(), host_vars=None):
             with open(path, "w") as fh:
                 yaml.safe_dump(kubeconfigs[cluster], fh)
             os.chmod(path, 0o600)
-        hv = dict({"gitops_kubeconfig": path}, **((host_vars or {}).get(cluster) or {}))
-        children.setdefault(GROUPS[cluster], {"hosts": {}})["hosts"][cluster] = hv
+        hv = dict({"gitops_kubeconfig": path, "gitops_cluster_name": cluster}, **((host_vars or {}).get(cluster) or {}))
+        host = "hub" if cluster == fleet.hub else "%s-1" % cluster  # hosts named apart from their groups
+        children.setdefault(GROUPS[cluster], {"hosts": {}})["hosts"][host] = hv
     with open(os.path.join(dest, "hosts.yml"), "w") as fh:
         yaml.safe_dump({"all": {"children": children}}, fh)
     return dest

@@ -224,7 +224,7 @@ _CATEGORY = {
     "connection": lambda s, t: ("connect", "cannot connect to %s: %s" % (s, _short(t))),
     "tls": lambda s, t: ("tls", "TLS: the certificate of %s is not valid for its address; check the server URL or tls-server-name" % s)
     if "host name" in t or "mismatch" in t else ("tls", "TLS: the certificate of %s is not signed by the kubeconfig's CA; %s"
-                                                   % (s, _CHECKS["tls"])),
+                                                 % (s, _CHECKS["tls"])),
     "client-cert": lambda s, t: ("tls", "TLS handshake with %s failed (the server refused the client certificate?): %s"
                                  % (s, _short(t))),
 }

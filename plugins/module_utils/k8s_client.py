@@ -15,9 +15,9 @@ __metaclass__ = type
 
 from ansible_collections.c5c3.gitops.plugins.module_utils.kube_auth import (  # noqa: F401 - re-exported
     K8S_AUTH_ARGSPEC,
-    auth_params,
-    request_timeout,
 )
+
+__all__ = ["K8S_AUTH_ARGSPEC"]
 from ansible_collections.c5c3.gitops.plugins.module_utils.kube_errors import KubeError
 
 K8sClientError = KubeError  # the old name of "the cluster connection could not be set up"

@@ -99,8 +99,6 @@ def manifest_bytes(tree):
     return (json.dumps({"generator": "c5c3.gitops.gitops_render", "files": sorted(tree)}, indent=1) + "\n").encode("utf-8")
 
 
-
-
 def foreign(tree, dest):
     """Files of ``tree`` that exist in ``dest`` with other content but were not written by us
     (not in the manifest): overwriting them would destroy someone else's work."""

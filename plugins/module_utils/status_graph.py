@@ -71,7 +71,7 @@ def to_dot(report, title=None):
             known.add(nid)
             attrs = "label=\"%s\", fillcolor=%s, tooltip=%s, class=%s" % (
                 _label(obj), _q(COLORS[obj["state"]]), _q("%s %s/%s: %s" % (obj["kind"], obj["namespace"], obj["name"],
-                                                                              obj["message"][:200] or obj["state"])),
+                                                                            obj["message"][:200] or obj["state"])),
                 _q("state-%s" % obj["state"]))
             if obj.get("suspended"):
                 attrs += ', style="rounded,filled,dashed"'
@@ -96,7 +96,7 @@ def to_dot(report, title=None):
     out.append('    graph [label="state", style="rounded", color="#bbbbbb", fontname="Helvetica"];')
     for state in ("ready", "progressing", "blocked", "failed"):
         out.append('    %s [label=%s, fillcolor=%s, class=%s];' % (_q("legend/" + state), _q(state), _q(COLORS[state]),
-                                                                    _q("legend")))
+                                                                   _q("legend")))
     out.append('    "legend/ready" -> "legend/progressing" -> "legend/blocked" -> "legend/failed" [style=invis];')
     out.append("  }")
     out.append("}")

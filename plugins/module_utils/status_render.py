@@ -85,7 +85,7 @@ def cluster_lines(cluster):
     if secret is not None:
         if secret.get("exists"):
             lines.append("  Secret %s written %s ago; %s" % (secret["name"], duration(secret.get("age_seconds")),
-                                                            credential_text(cluster)))
+                                                             credential_text(cluster)))
         else:
             lines.append("  Secret %s: %s" % (secret["name"], secret.get("error")))
     else:

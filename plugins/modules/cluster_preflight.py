@@ -116,7 +116,8 @@ clusters:
 from ansible_collections.c5c3.gitops.plugins.module_utils import credentials as cr
 from ansible_collections.c5c3.gitops.plugins.module_utils import kubeconfig_secret as ks
 from ansible_collections.c5c3.gitops.plugins.module_utils import preflight as pf
-from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC, auth_params
+from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube_auth import auth_params
 from ansible_collections.c5c3.gitops.plugins.module_utils.kube import client_from_kubeconfig
 from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule, ModuleFailed
 
@@ -150,6 +151,7 @@ def run(module):
         if not (a.get("host") or a.get("api_key")):
             hub = {"name": p["hub_name"], "kubeconfig": a.get("kubeconfig") or "~/.kube/config", "context": a.get("context")}
     items = pf.items_from_fleet(p["clusters"], p["kubeconfig_contents"], p["kubeconfig_base_dir"], hub)
+
     def factory(source, context, timeout, cluster=None):
         # one retry: a refused or timed-out connect is reported, not waited out
         return client_from_kubeconfig(source, context=context, cluster=cluster, timeout=timeout, workers=4, retries=1)

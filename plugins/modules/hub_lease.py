@@ -118,7 +118,6 @@ import getpass
 import os
 import signal
 import socket
-import sys
 import uuid
 
 from ansible_collections.c5c3.gitops.plugins.module_utils import lease as ls
@@ -166,7 +165,7 @@ def start_renewer(p, identity, owner):
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds to the finally below
+            signal.signal(signal.SIGTERM, _stop_renewer)  # unwinds to the finally below
             raw = hub_client(p)
             try:
                 ls.renew_loop(ls.LeaseClient(raw, p["namespace"], p["name"]), identity, p["duration"], owner,
@@ -234,6 +233,11 @@ def run(module):
         else:
             out["renewer_pid"] = start_renewer(p, identity, owner)
     return out
+
+
+def _stop_renewer(*_args):
+    """SIGTERM in the detached renewer: unwind (the finally gives the Lease back)."""
+    raise SystemExit(0)
 
 
 def main():

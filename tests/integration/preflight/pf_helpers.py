@@ -104,14 +104,14 @@ def playbook(name, inv, *args, timeout=900, background=False):
     if background:
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(),
                                 start_new_session=True)
-    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), timeout=timeout)
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), timeout=timeout, check=False)
 
 
 def module(inv, name, args, *extra, timeout=300):
     """One module of the collection, ad hoc on the hub host (the hub connection given in args)."""
     import json
     argv = [os.path.join(BIN, "ansible"), "management", "-i", inv, "-m", "c5c3.gitops." + name, "-a", json.dumps(args), *extra]
-    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), timeout=timeout)
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), timeout=timeout, check=False)
 
 
 class HubState:

@@ -92,7 +92,7 @@ def seeded(local_fleet, tmp_path_factory):
                          {"kind": "HelmRelease", "namespace": "storage", "name": "st-store"}], timeout=120)
     assert ready["outcome"] == "ready", ready["message"]
     failed = Waiter(source).wait([{"kind": "HelmRelease", "namespace": "control-plane", "name": "st-db"}],
-                                          timeout=120)
+                                 timeout=120)
     assert failed["outcome"] == "failed", failed["message"]
 
     # The local inventory plus cluster "edge", kubeconfigs of this fleet.

@@ -167,7 +167,10 @@ def test_renew_loop_renews_then_releases_when_the_owner_exits():
     def sleep(_s):
         ticks["n"] += 1
         clock.sleep(1)
-    alive = lambda owner: ticks["n"] < 50  # noqa: E731
+
+    def alive(_owner):
+        return ticks["n"] < 50
+
     why = ls.renew_loop(client(store, clock), "me", 60, (1, "x"), 20, 3600, clock=mono, sleep=sleep, alive=alive)
     assert why == "owner-exited"
     assert [w for w in store.writes if w == ("PUT", "me")] == [("PUT", "me")] * 2  # renewed at 20 and 40

@@ -67,7 +67,7 @@ def kustomization(ns, name, ready=True, deps=(), cluster=None, gen=1):
         "metadata": {"name": name, "namespace": ns, "generation": gen,
                      "labels": {"gitops.c5c3.io/cluster": cluster or ns}},
         "spec": {"path": "./clusters/" + ns, "sourceRef": {"kind": "GitRepository", "name": "flux-system",
-                                                             "namespace": "flux-system"},
+                                                           "namespace": "flux-system"},
                  "dependsOn": [dict(d) for d in deps]},
         "status": {"observedGeneration": gen, "lastAppliedRevision": "main@sha1:abc",
                    "conditions": [cond("Ready", "True" if ready else "False",

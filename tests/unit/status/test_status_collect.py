@@ -12,7 +12,6 @@ from ansible_collections.c5c3.gitops.plugins.module_utils import status_collect 
 from ansible_collections.c5c3.gitops.plugins.module_utils.status_collect import merge  # noqa: E402
 
 
-
 @pytest.fixture
 def fleet():
     return sample_fleet()

@@ -166,7 +166,7 @@ def test_cluster_kubeconfig_refuses_before_writing(local_fleet, hub, ns, case):
         expect = "exec credentials"
     else:
         kc["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
-        expect = "cluster %s at https://127.0.0.1:1 (context" % spoke
+        expect = "cluster %s: cannot connect to https://127.0.0.1:1: connection refused" % spoke
     proc = ansible("c5c3.gitops.cluster_kubeconfig",
                    {"kubeconfig": local_fleet.kubeconfig(local_fleet.hub), "cluster": spoke, "namespace": ns,
                     "kubeconfig_content": yaml.safe_dump(kc)}, "-vvv", check=False)
@@ -198,7 +198,7 @@ def test_cluster_kubeconfig_batch_writes_nothing_when_one_spoke_is_bad(local_fle
     proc = ansible("c5c3.gitops.cluster_kubeconfig",
                    {"kubeconfig": hub_kc, "clusters": good + [{"name": "broken", "hub_namespace": ns, "kubeconfig": str(path)}]},
                    check=False)
-    assert proc.returncode != 0 and "cluster broken at https://127.0.0.1:1" in proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "cluster broken: cannot connect to https://127.0.0.1:1" in proc.stdout + proc.stderr
     assert "connection refused" in proc.stdout
     for c in good + [{"hub_namespace": ns}]:
         assert ap.Applier(hub).get(ap.flux_kinds.lookup("Namespace"), None, c["hub_namespace"]) is None

@@ -93,6 +93,8 @@ def private_data_dir(local_fleet, tmp_path_factory):
     (inv_dir / "group_vars" / "management" / "flux_operator.yml").write_text(yaml.safe_dump({
         "flux_operator_chart_ref": str(pdd / "project" / "tests" / "charts" / "flux-operator-local"),
         "flux_operator_chart_version": "", "flux_operator_wait_timeout": 120}))
+    # Direct delivery: AWX's way of running the playbooks is under test here, not the Git server.
+    shutil.copy(os.path.join(ROOT, "tests", "integration", "direct_delivery.yml"), str(inv_dir / "group_vars" / "management" / "git_sync.yml"))
 
     types = dict((t["name"], t) for t in awx_vars("credential_types.yml")["c5c3_awx_credential_types"])
     kubeconfigs = {}

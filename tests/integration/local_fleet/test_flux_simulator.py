@@ -337,15 +337,17 @@ def test_fluxinstance_fluxreport_and_operator_deployment(hub):
     except ApiException as exc:
         assert exc.status == 409
     fi = hub.wait("FluxInstance", "flux", ready_at_generation, namespace=ns)
-    assert [c["name"] for c in fi["status"]["components"]] == [
-        "source-controller", "kustomize-controller", "helm-controller"]
+    # The fleet is shared: an earlier test (site.yml) may own the FluxInstance already (409 above);
+    # the status must list exactly the components its spec asks for.
+    wanted = list(fi["spec"]["components"])
+    assert "source-controller" in wanted
+    assert [c["name"] for c in fi["status"]["components"]] == wanted
     report = hub.wait("FluxReport", "flux",
                       lambda o: (o.get("spec") or {}).get("distribution", {}).get("status") == "Installed"
                       and (condition(o, "Ready") or {}).get("status") == "True", namespace=ns)
     spec = report["spec"]
     assert spec["distribution"]["version"].startswith("v2.")
-    assert {c["name"] for c in spec["components"]} == {
-        "source-controller", "kustomize-controller", "helm-controller"}
+    assert {c["name"] for c in spec["components"]} == set(wanted)
     assert all(c["ready"] for c in spec["components"])
     kinds = {r["kind"]: r for r in spec["reconcilers"]}
     assert set(kinds["FluxInstance"]["stats"]) == {"running", "failing", "suspended"}

@@ -28,6 +28,9 @@ def inventory(fleet, dest, kubeconfigs=None, drop=(), host_vars=None):
     cluster's kubeconfig, ``drop`` leaves clusters out, ``host_vars`` {cluster: {...}} adds vars."""
     os.makedirs(dest, exist_ok=True)
     shutil.copytree(os.path.join(LOCAL_INVENTORY, "group_vars"), os.path.join(dest, "group_vars"), dirs_exist_ok=True)
+    # Direct delivery: these tests exercise the checks and the apply sink, not the Git server.
+    shutil.copy(os.path.join(ROOT, "tests", "integration", "direct_delivery.yml"),
+                os.path.join(dest, "group_vars", "management", "git_sync.yml"))
     with open(os.path.join(dest, "group_vars", "management", "flux_operator.yml"), "w") as fh:
         yaml.safe_dump({"flux_operator_chart_ref": os.path.join(ROOT, "tests", "charts", "flux-operator-local"),
                         "flux_operator_chart_version": "", "flux_operator_wait_timeout": 120}, fh)

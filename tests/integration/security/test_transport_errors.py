@@ -109,6 +109,7 @@ def test_spoke_with_a_wrong_token_is_named_by_its_cluster(local_fleet, hub):
         "kubeconfig": local_fleet.kubeconfig(local_fleet.hub), "cluster": spoke, "namespace": "unused-%s" % spoke,
         "kubeconfig_content": yaml.safe_dump(bad)})
     assert rc != 0
-    assert_clear(result, "cluster %s at %s" % (spoke, bad["clusters"][0]["cluster"]["server"]), "unauthorized (401)",
-                 "nothing was written")
+    # The preflight checks' wording (plugins/module_utils/credentials.py): cluster, URL, what is wrong.
+    assert_clear(result, "cluster %s: unauthorized: %s" % (spoke, bad["clusters"][0]["cluster"]["server"]),
+                 "rejected the credentials (401)", "nothing was written")
     assert "wrong-spoke-token-0123456789" not in json.dumps(result)

@@ -107,6 +107,8 @@ def seeded(local_fleet, tmp_path_factory):
                  for n, hv in g["hosts"].items())
     inv_dir = tmp_path_factory.mktemp("status-inventory")
     shutil.copytree(os.path.join(ROOT, "inventories", "local", "group_vars"), str(inv_dir / "group_vars"))
+    # Direct delivery: the report is under test here, not the Git server.
+    shutil.copy(os.path.join(ROOT, "tests", "integration", "direct_delivery.yml"), str(inv_dir / "group_vars" / "management" / "git_sync.yml"))
     (inv_dir / "hosts.yml").write_text(yaml.safe_dump(inv))
     yield str(inv_dir / "hosts.yml"), hosts
     # Leave the shared fleet as found (namespaces stay: there is no namespace controller).

@@ -105,7 +105,7 @@ def private_data_dir(local_fleet, tmp_path_factory):
     env2, extra2 = inject(types["C5C3 Git deploy key"], {
         "identity": "local-fleet placeholder identity", "identity_pub": "local-fleet placeholder identity.pub",
         "known_hosts": "local-fleet placeholder known_hosts"}, str(env_dir))
-    survey = survey_defaults(awx_vars("survey_site.yml")["c5c3_awx_site_survey"], {"fleet_apply_wait_timeout": 600})
+    survey = survey_defaults(awx_vars("survey_site.yml")["c5c3_awx_site_survey"], {"fleet_apply_wait_timeout": 600, "gitops_delivery": "direct"})
     extravars = dict(extra1, **extra2)
     extravars.update(survey)
     extravars["gitops_status_dir"] = str(pdd / "fleet-status")

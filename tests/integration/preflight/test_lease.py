@@ -40,16 +40,19 @@ def lease(fleet):
 def test_second_run_fails_naming_the_holder_then_waits_and_runs_green(local_fleet, tmp_path):
     marker = str(tmp_path / "release")
     holder, info = start_holder(local_fleet, marker, duration=15)
+    taken = time.monotonic()
     try:
+        first_renewal = lease(local_fleet)["spec"].get("renewTime")
         inv = h.inventory(local_fleet, str(tmp_path / "inv"))
-        started = time.monotonic()
         refused = h.playbook("bootstrap.yml", inv, "-e", "preflight_lease_wait_timeout=3")
         assert refused.returncode != 0
         assert "Lease kube-system/c5c3-gitops: the hub is in use by another run (held by %s" % info["identity"] in refused.stdout
         assert "already exists" not in refused.stdout
-        # longer than the Lease duration: the holder's renewer kept it alive meanwhile
-        assert time.monotonic() - started > 15
-        assert lease(local_fleet)["spec"]["holderIdentity"] == info["identity"]
+        # Past the Lease duration, only the holder's renewer can have kept it: still held, renewed.
+        time.sleep(max(0.0, taken + 17 - time.monotonic()))
+        held = lease(local_fleet)["spec"]
+        assert held["holderIdentity"] == info["identity"]
+        assert held.get("renewTime") != first_renewal, held
 
         waiting = h.playbook("bootstrap.yml", inv, "-e", "preflight_lease_wait_timeout=300", background=True)
         seen = []

@@ -33,6 +33,8 @@ import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from . import helmreal
+
 LOG = logging.getLogger("simulator")
 
 ANN = "simulator.c5c3.io/"
@@ -335,6 +337,10 @@ class Simulator:
         self.report_dirty = threading.Event()
         self.synced = threading.Event()
         self.watch_ready: dict = {}
+        # HelmReleases with charts from the local registry go through the real helm CLI
+        self.helmreal = helmreal.Driver.from_state(state_dir, self.state)
+        with open(hub_kc, "rb") as fh:
+            self.kc_bytes: dict = {"hub": fh.read()}  # kubeconfig digest -> bytes (helm's --kubeconfig)
 
     # ---------------------------------------------------------------------------- clients
     def _client_from_file(self, path):
@@ -358,6 +364,7 @@ class Simulator:
                     raise Outcome("RESTClientError", "invalid kubeconfig: no clusters defined")
                 api = self._client_from_dict(kc)
                 self.spokes[key] = api
+                self.kc_bytes[key] = kc_bytes
         return key, api
 
     def call(self, fn, *args, **kwargs):
@@ -752,6 +759,17 @@ class Simulator:
                     raise Outcome("SourceNotReady", f"HelmChart '{helmchart}' is not ready: "
                                   f"{(rc or {}).get('message') or 'latest generation of object has not been reconciled'}",
                                   wait=True)
+            # chart from the local registry: resolved, pulled and released by the real helm CLI
+            real = self.helmreal.chart_location(skind, src, chart_name) if self.helmreal and src else None
+            if real is not None:
+                if storage_ns != target_ns:
+                    raise Outcome("InstallFailed", "the local fleet's helm-controller runs the helm CLI, which keeps "
+                                  "the release in its target namespace: storageNamespace must equal targetNamespace")
+                repo, chart_name, rng = real
+                try:
+                    chart_version, chart_path = self.helmreal.source(repo, chart_name, rng or chart_version, helmchart)
+                except helmreal.SourceError as exc:
+                    raise Outcome(exc.reason, exc.message, requeue=self._next_backoff(key)) from exc
             kc_digest, api = self.kubeconfig_for(obj, "HelmRelease")
         except Outcome as out:
             return self._hr_fail(key, obj, out, status)
@@ -793,10 +811,26 @@ class Simulator:
 
         url = api.configuration.host
         try:
-            self._ensure_namespace(kc_digest, api, url, target_ns)
-            if storage_ns != target_ns:
-                self._ensure_namespace(kc_digest, api, url, storage_ns)
-            if needs_release:
+            if needs_release and real is not None:
+                try:
+                    action, snap = self.helmreal.release(api=api, kubeconfig=self.kc_bytes[kc_digest], spec=spec,
+                                                         release=release, namespace=target_ns, chart_path=chart_path,
+                                                         values=values, force=force)
+                except helmreal.ReleaseFailed as exc:
+                    return self._hr_release_failed(
+                        key, obj, status, exc.action, release, target_ns, chart_ref, failures, history, err=exc.message,
+                        remediate=lambda a=exc.action: self.helmreal.remediate(
+                            action=a, kubeconfig=self.kc_bytes[kc_digest], release=release, namespace=target_ns))
+                if last is not None and action == "upgrade":
+                    history[0] = dict(history[0], status="superseded")
+                elif action == "install":
+                    history = []
+                history = ([snap] + history)[: max(1, int(spec.get("maxHistory") or 5))]
+            elif real is None:
+                self._ensure_namespace(kc_digest, api, url, target_ns)
+                if storage_ns != target_ns:
+                    self._ensure_namespace(kc_digest, api, url, storage_ns)
+            if needs_release and real is None:
                 version = self._write_release(api, url, release, target_ns, storage_ns, chart_name, chart_version,
                                               values, cfg_digest, action, (last or {}).get("version", 0))
                 t = now_iso()
@@ -856,7 +890,8 @@ class Simulator:
             self.queue.add_after(key, out.requeue)
         return False
 
-    def _hr_release_failed(self, key, obj, status, action, release, target_ns, chart_ref, failures, history) -> bool:
+    def _hr_release_failed(self, key, obj, status, action, release, target_ns, chart_ref, failures, history,
+                           err=None, remediate=None) -> bool:
         spec = obj.get("spec") or {}
         ann = obj["metadata"].get("annotations") or {}
         Action = action.capitalize()
@@ -864,7 +899,7 @@ class Simulator:
         failures = dict(failures)
         failures[f"{action}Failures"] += 1
         failures["failures"] += 1
-        err = ann.get(ANN_FAIL_MSG) or f"simulated failure ({ANN_FAIL}={ann.get(ANN_FAIL)})"
+        err = err or ann.get(ANN_FAIL_MSG) or f"simulated failure ({ANN_FAIL}={ann.get(ANN_FAIL)})"
         msg = f"Helm {action} failed for release {target_ns}/{release} with chart {chart_ref}: {err}"
         reason = f"{Action}Failed"
         status.update({"observedGeneration": obj["metadata"].get("generation"), "lastAttemptedReleaseAction": action,
@@ -880,8 +915,12 @@ class Simulator:
         else:
             rem = ("Helm uninstall succeeded for release " if action == "install" else "Helm rollback to previous "
                    "release ") + f"{target_ns}/{release}"
-            desired.append({"type": "Remediated", "status": "True",
-                            "reason": "UninstallSucceeded" if action == "install" else "RollbackSucceeded",
+            rem_reason = remediate() if remediate else ("UninstallSucceeded" if action == "install"
+                                                        else "RollbackSucceeded")
+            if not rem_reason.endswith("Succeeded"):
+                rem = rem.replace(" succeeded ", " failed ")
+            desired.append({"type": "Remediated", "status": "True" if rem_reason.endswith("Succeeded") else "False",
+                            "reason": rem_reason,
                             "message": rem + (f".v{history[0]['version']}" if history else f".v1 with chart {chart_ref}")})
             desired.append({"type": "Reconciling", "status": "True", "reason": "ProgressingWithRetry", "message": msg})
             drop = ("Stalled",)

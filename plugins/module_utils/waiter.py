@@ -90,8 +90,9 @@ class Waiter(object):
         self._stop = threading.Event()
 
     # ---------------------------------------------------------------- input
-    def _plan(self, objects, selectors):
+    def _plan(self, objects, selectors, chart_version=None):
         pairs, targets = {}, {}
+        self._chart_versions = {}  # key -> chart version a HelmRelease must run (readiness.check_chart_version)
         for obj in objects or []:
             kind, name = obj.get("kind"), obj.get("name")
             if not kind or not name:
@@ -103,6 +104,11 @@ class Waiter(object):
             pkey = (kind, info["api_version"], ns, None)
             pairs.setdefault(pkey, _Pair(info, ns, None, False))
             targets[_key(kind, ns, name)] = pkey
+            want_chart = obj.get("chart_version") or (chart_version if kind == "HelmRelease" else None)
+            if want_chart:
+                if kind != "HelmRelease":
+                    raise WaitError("%s %s: chart_version applies only to HelmRelease" % (kind, name))
+                self._chart_versions[_key(kind, ns, name)] = str(want_chart)
         for sel in selectors or []:
             kind = sel.get("kind")
             if not kind:
@@ -181,8 +187,12 @@ class Waiter(object):
             thread.join(timeout=2)
 
     # ---------------------------------------------------------------- the wait
-    def wait(self, objects=None, selectors=None, timeout=300, missing_grace=30, fail_fast=True, once=False):
+    def wait(self, objects=None, selectors=None, timeout=300, missing_grace=30, fail_fast=True, once=False,
+             chart_version=None):
         """Wait until every object is ready, one fails (fail_fast), or ``timeout`` seconds pass.
+
+        ``chart_version``: the chart version every HelmRelease among ``objects`` must run
+        (status.history[0].chartVersion; an object's own ``chart_version`` key wins).
 
         ``once``: list each pair one time and report (check mode); no watch, no waiting.
         Returns a dict (see WaitResult keys in docs/readiness.md); never raises for
@@ -191,7 +201,7 @@ class Waiter(object):
         start = self.clock()
         deadline = start + max(0, timeout)
         grace_end = start + max(0, min(missing_grace, timeout))
-        pairs, targets = self._plan(objects, selectors)
+        pairs, targets = self._plan(objects, selectors, chart_version)
         self._selected = {}  # key -> pair key, objects held by selector pairs
         self._verdicts, self._objs, self._ready_at = {}, {}, {}
         self._not_ready, self._failed, self._missing = set(), set(), set()
@@ -293,6 +303,8 @@ class Waiter(object):
         verdict = self.override(key, obj) if self.override else None
         if verdict is None:
             verdict = readiness.evaluate(obj, key[0])
+        if key in self._chart_versions:
+            verdict = readiness.check_chart_version(obj, self._chart_versions[key], verdict)
         was_ready = key in self._verdicts and self._verdicts[key].ready
         self._verdicts[key] = verdict
         # Sets kept current per event, so deciding costs O(1) however many objects are waited on.
@@ -387,6 +399,7 @@ class Waiter(object):
                 "state": verdict.state, "reason": verdict.reason, "message": verdict.message,
                 "generation": verdict.generation, "observed_generation": verdict.observed_generation,
                 "ready_after": self._ready_at.get(key) if verdict.ready else None,
+                "chart_version": readiness.release_chart_version(obj)[0] if key[0] == "HelmRelease" else None,
                 "blocked_by": [],
                 "notes": list(verdict.notes),
             }
@@ -455,4 +468,6 @@ def normalize_objects(items):
             "namespace": item.get("namespace") or (item.get("metadata") or {}).get("namespace"),
             "api_version": item.get("api_version") or item.get("apiVersion"),
         })
+        if item.get("chart_version"):
+            out[-1]["chart_version"] = str(item["chart_version"])
     return out

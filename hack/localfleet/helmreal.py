@@ -1,0 +1,161 @@
+"""The HelmRelease controller's real Helm part: charts from the local registry, installed by `helm`.
+
+A HelmRelease whose chart comes from the local fleet's registry (a HelmRepository of `type: oci`
+or an OCIRepository with a URL under `<state>/registry/url`) is released with the real helm CLI
+against the target cluster's kubeconfig; the release record (Helm's `sh.helm.release.v1.*`
+Secrets), the rendered objects and the CRDs on the target cluster are Helm's own. Sources
+anywhere else are out of reach (no network): for them the simulator keeps recording a release
+without a chart (docs/local-fleet.md).
+
+`Driver.source()` resolves the chart (SemVer range against the registry's tags),
+`Driver.release()` installs or upgrades, `Driver.remediate()` uninstalls or rolls back.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from . import helmops, registry
+
+INSTALL, UPGRADE = "install", "upgrade"
+
+
+class SourceError(Exception):
+    """The chart cannot be resolved or pulled: Ready=False with reason/message."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+class ReleaseFailed(Exception):
+    """`helm install|upgrade` failed; message is Helm's."""
+
+    def __init__(self, action: str, message: str):
+        super().__init__(message)
+        self.action, self.message = action, message
+
+
+def digest(obj) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class Driver:
+    def __init__(self, state_dir: str, helm_bin: str, registry_url: str):
+        self.registry_url = registry_url.rstrip("/")
+        self.host = registry_url.split("://", 1)[1].split("/", 1)[0]
+        self.helm = helmops.Helm(helm_bin, os.path.join(state_dir, "helm"))
+
+    @classmethod
+    def from_state(cls, state_dir: str, state: dict):
+        url = registry.read_url(state_dir)
+        if not url or not state.get("helm"):
+            return None
+        return cls(state_dir, state["helm"], url)
+
+    # ---------------------------------------------------------------------------- source
+    def chart_location(self, skind: str, src: dict | None, chart_name: str):
+        """(oci repository, chart, version range or None) when the source is the local registry, else None."""
+        spec = (src or {}).get("spec") or {}
+        url = str(spec.get("url") or "").rstrip("/")
+        if not url.startswith("oci://") or url.split("://", 1)[1].split("/", 1)[0] != self.host:
+            return None
+        if skind == "OCIRepository":
+            repo, _sep, chart = url.rpartition("/")
+            ref = spec.get("ref") or {}
+            return repo, chart, ref.get("semver") or ref.get("tag") or "*"
+        if skind == "HelmRepository" and spec.get("type") == "oci":
+            return url, chart_name, None
+        return None
+
+    def source(self, repo: str, chart: str, version_range: str, helmchart: str):
+        """(resolved version, path of the pulled tarball); SourceError as Flux words it."""
+        try:
+            version = helmops.resolve(repo, chart, version_range)
+        except helmops.HelmError as exc:
+            raise SourceError("SourceNotReady", f"HelmChart '{helmchart}' is not ready: chart pull error: "
+                                                f"failed to get chart version for remote reference: {exc}") from exc
+        try:
+            path = self.helm.pull(repo, chart, version)
+        except helmops.HelmError as exc:
+            raise SourceError("SourceNotReady", f"HelmChart '{helmchart}' is not ready: chart pull error: "
+                                                f"failed to download chart for remote reference: {exc}") from exc
+        return version, path
+
+    # --------------------------------------------------------------------------- release
+    @staticmethod
+    def release_state(api, release: str, namespace: str) -> str:
+        """'deployed' if a deployed revision exists, 'broken' for records without one, else 'absent'."""
+        from kubernetes import client
+        items = client.CoreV1Api(api).list_namespaced_secret(
+            namespace, label_selector=f"owner=helm,name={release}", _request_timeout=10).items
+        if not items:
+            return "absent"
+        if any((s.metadata.labels or {}).get("status") == "deployed" for s in items):
+            return "deployed"
+        return "broken"
+
+    def release(self, *, api, kubeconfig: bytes, spec: dict, release: str, namespace: str, chart_path: str,
+                values: dict, force: bool = False):
+        """Install or upgrade (as the storage says); returns (action, Flux history snapshot)."""
+        current = self.release_state(api, release, namespace)
+        action = UPGRADE if current == "deployed" else INSTALL
+        opts = spec.get(action) or {}
+        crds = opts.get("crds") or ("Create" if action == INSTALL else "Skip")
+        try:
+            if current == "broken":  # only failed/pending records: start over, as a new install
+                self.helm.uninstall(release, namespace, kubeconfig)
+            crd_objs = helmops.chart_crds(chart_path)
+            if crds == "CreateReplace" or (action == UPGRADE and crds == "Create"):
+                helmops.apply_crds(api, crd_objs, crds)
+            timeout = opts.get("timeout") or spec.get("timeout")
+            if action == INSTALL:
+                rel = self.helm.install(release, namespace, chart_path, values, kubeconfig, crds=crds,
+                                        create_namespace=bool(opts.get("createNamespace")), timeout=timeout,
+                                        description="Install complete (helm-controller of the c5c3 local fleet)")
+            else:
+                rel = self.helm.upgrade(release, namespace, chart_path, values, kubeconfig, timeout=timeout,
+                                        force=force or bool(opts.get("force")),
+                                        description="Upgrade complete (helm-controller of the c5c3 local fleet)")
+        except helmops.HelmError as exc:
+            raise ReleaseFailed(action, str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - CRD writes: the API's message
+            raise ReleaseFailed(action, f"failed to apply CRDs: {getattr(exc, 'reason', None) or exc}") from exc
+        return action, snapshot(rel, values)
+
+    def remediate(self, *, action: str, kubeconfig: bytes, release: str, namespace: str) -> str:
+        """Uninstall a failed install, roll back a failed upgrade; returns Flux's Remediated reason."""
+        try:
+            if action == INSTALL:
+                self.helm.uninstall(release, namespace, kubeconfig)
+                return "UninstallSucceeded"
+            self.helm.rollback(release, namespace, kubeconfig)
+            return "RollbackSucceeded"
+        except helmops.HelmError as exc:
+            if action == INSTALL and "not found" in str(exc):
+                return "UninstallSucceeded"
+            return "UninstallFailed" if action == INSTALL else "RollbackFailed"
+
+
+def snapshot(rel: dict, values: dict) -> dict:
+    """status.history entry (Flux helm-controller v2 `Snapshot`) of a Helm release."""
+    info = rel.get("info") or {}
+    meta = (rel.get("chart") or {}).get("metadata") or {}
+    return {
+        "name": rel["name"], "namespace": rel["namespace"], "version": rel["version"],
+        "status": info.get("status", "deployed"),
+        "chartName": meta.get("name"), "chartVersion": meta.get("version"), "appVersion": meta.get("appVersion"),
+        "configDigest": digest(values or {}),
+        "firstDeployed": _ts(info.get("first_deployed")), "lastDeployed": _ts(info.get("last_deployed")),
+        "digest": digest({"name": rel["name"], "namespace": rel["namespace"], "version": rel["version"],
+                          "chart": meta, "config": rel.get("config") or {}, "manifest": rel.get("manifest", "")}),
+    }
+
+
+def _ts(text: str | None) -> str | None:
+    """Helm's RFC 3339 timestamps with nanoseconds -> seconds precision (as metav1.Time)."""
+    if not text:
+        return None
+    head = text[:19]
+    return head + "Z"

@@ -16,7 +16,6 @@ The kubeconfig goes to a 0600 temporary file that is removed after the call. Err
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib.util
 import json
 import os
@@ -261,15 +260,3 @@ def apply_crds(api_client, crds: list[dict], policy: str) -> list[str]:
             ext.replace_custom_resource_definition(name, body, _request_timeout=10)
             done.append(name)
     return done
-
-
-@contextlib.contextmanager
-def file_lock(path: str):
-    """An flock on path (serialises pushes of one chart across processes)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -37,6 +37,13 @@ class ReleaseFailed(Exception):
         self.action, self.message = action, message
 
 
+class Location:
+    """Where a chart lives in the local registry."""
+
+    def __init__(self, repo: str, chart: str, version_range: str | None, insecure: bool):
+        self.repo, self.chart, self.version_range, self.insecure = repo, chart, version_range, insecure
+
+
 def digest(obj) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -56,21 +63,32 @@ class Driver:
 
     # ---------------------------------------------------------------------------- source
     def chart_location(self, skind: str, src: dict | None, chart_name: str):
-        """(oci repository, chart, version range or None) when the source is the local registry, else None."""
+        """(oci repository, chart, version range or None) when the source is the local registry, else None.
+
+        The registry speaks plain HTTP: a source without `insecure: true` fails as Flux's would
+        (SourceError at source())."""
         spec = (src or {}).get("spec") or {}
         url = str(spec.get("url") or "").rstrip("/")
         if not url.startswith("oci://") or url.split("://", 1)[1].split("/", 1)[0] != self.host:
             return None
         if skind == "OCIRepository":
+            # the OCIRepository's artifact decides the version (source-controller resolved it)
             repo, _sep, chart = url.rpartition("/")
-            ref = spec.get("ref") or {}
-            return repo, chart, ref.get("semver") or ref.get("tag") or "*"
+            revision = ((src.get("status") or {}).get("artifact") or {}).get("revision") or ""
+            return Location(repo, chart, revision.split("@", 1)[0] or None, bool(spec.get("insecure")))
         if skind == "HelmRepository" and spec.get("type") == "oci":
-            return url, chart_name, None
+            return Location(url, chart_name, None, bool(spec.get("insecure")))
         return None
 
-    def source(self, repo: str, chart: str, version_range: str, helmchart: str):
+    def source(self, loc, version_range: str, helmchart: str):
         """(resolved version, path of the pulled tarball); SourceError as Flux words it."""
+        repo, chart = loc.repo, loc.chart
+        if not loc.insecure:
+            base, prefix = registry.http_base(repo)
+            raise SourceError("SourceNotReady", f"HelmChart '{helmchart}' is not ready: chart pull error: failed to get "
+                                                f"chart version for remote reference: GET https://{base.split('//', 1)[1]}"
+                                                f"/v2/{prefix}/{chart}/tags/list: http: server gave HTTP response to "
+                                                f"HTTPS client (the local registry is plain HTTP: set insecure: true)")
         try:
             version = helmops.resolve(repo, chart, version_range)
         except helmops.HelmError as exc:
@@ -159,3 +177,28 @@ def _ts(text: str | None) -> str | None:
         return None
     head = text[:19]
     return head + "Z"
+
+
+def oci_artifact(driver: Driver | None, src: dict):
+    """(revision, digest) of an OCIRepository in the local registry (tag or semver resolved against
+    its tags, `<version>@<manifest digest>` as source-controller reports it); None for other URLs."""
+    spec = src.get("spec") or {}
+    url = str(spec.get("url") or "").rstrip("/")
+    if driver is None or not url.startswith("oci://") or url.split("://", 1)[1].split("/", 1)[0] != driver.host:
+        return None
+    repo, _sep, chart = url.rpartition("/")
+    ref = spec.get("ref") or {}
+    if not spec.get("insecure"):
+        raise SourceError("OCIArtifactPullFailed", f"failed to determine artifact digest: GET https://{driver.host}/v2/: "
+                                                   "http: server gave HTTP response to HTTPS client")
+    try:
+        if ref.get("semver"):
+            tag = helmops.resolve(repo, chart, ref["semver"])
+        else:
+            tag = ref.get("tag") or "latest"
+            if tag not in registry.tags(repo, chart):
+                raise helmops.HelmError(f"{url}:{tag}: not found")
+        d = ref.get("digest") or registry.manifest_digest(repo, chart, tag)
+    except (helmops.HelmError, registry.RegistryError) as exc:
+        raise SourceError("OCIArtifactPullFailed", f"failed to determine artifact digest: {exc}") from exc
+    return f"{tag}@{d}", d

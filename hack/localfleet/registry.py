@@ -177,3 +177,16 @@ def publish(state_dir: str, helm_bin: str, chart_list: list[dict], workers: int 
             fut.result()
     shutil.rmtree(tgz_dir, ignore_errors=True)
     return len(todo)
+
+
+def manifest_digest(oci_url: str, chart: str, tag: str, timeout: float = 5.0) -> str:
+    """The manifest digest (sha256:...) of <oci_url>/<chart>:<tag>."""
+    base, prefix = http_base(oci_url)
+    repo = f"{prefix}/{chart}" if prefix else chart
+    req = urllib.request.Request(f"{base}/v2/{repo}/manifests/{tag.replace('+', '_')}", method="HEAD")
+    req.add_header("Accept", "application/vnd.oci.image.manifest.v1+json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.headers.get("Docker-Content-Digest") or ""
+    except (urllib.error.URLError, OSError) as exc:
+        raise RegistryError(f"HEAD {base}/v2/{repo}/manifests/{tag}: {getattr(exc, 'reason', exc)}") from exc

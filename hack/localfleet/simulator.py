@@ -765,9 +765,10 @@ class Simulator:
                 if storage_ns != target_ns:
                     raise Outcome("InstallFailed", "the local fleet's helm-controller runs the helm CLI, which keeps "
                                   "the release in its target namespace: storageNamespace must equal targetNamespace")
-                repo, chart_name, rng = real
+                chart_name = real.chart
                 try:
-                    chart_version, chart_path = self.helmreal.source(repo, chart_name, rng or chart_version, helmchart)
+                    chart_version, chart_path = self.helmreal.source(real, real.version_range or chart_version,
+                                                                     helmchart)
                 except helmreal.SourceError as exc:
                     raise Outcome(exc.reason, exc.message, requeue=self._next_backoff(key)) from exc
             kc_digest, api = self.kubeconfig_for(obj, "HelmRelease")
@@ -1088,6 +1089,19 @@ class Simulator:
 
     def reconcile_ocirepository(self, key, obj) -> bool:
         spec = obj.get("spec") or {}
+        try:
+            art = helmreal.oci_artifact(self.helmreal, obj)
+        except helmreal.SourceError as exc:
+            status = self.handled(obj, {"observedGeneration": obj["metadata"].get("generation")})
+            status["conditions"] = self.conditions(obj, [
+                {"type": "Ready", "status": "False", "reason": exc.reason, "message": exc.message},
+                {"type": "FetchFailed", "status": "True", "reason": exc.reason, "message": exc.message}],
+                drop=("Reconciling",))
+            self.patch_status(key, obj, status)
+            self.queue.add_after(key, self._next_backoff(key))
+            return False
+        if art is not None:  # the local registry: the real tag and manifest digest
+            return self._source_ready(key, obj, art[0], f"stored artifact for digest '{art[0]}'")
         ref = spec.get("ref") or {}
         tag = ref.get("tag") or ref.get("semver") or "latest"
         d = ref.get("digest") or "sha256:" + hashlib.sha256(json.dumps([spec.get("url"), ref], sort_keys=True).encode()).hexdigest()

@@ -18,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 
 import yaml
 
@@ -38,6 +40,7 @@ semver = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(semver)
 
 CRD_POLICIES = ("Skip", "Create", "CreateReplace")
+LOG = logging.getLogger("simulator.helm")
 
 
 class HelmError(Exception):
@@ -55,6 +58,7 @@ class Helm:
             self.env[var] = os.path.join(home, sub)
             os.makedirs(self.env[var], exist_ok=True)
         self.env.pop("KUBECONFIG", None)
+        self.env["KUBECACHEDIR"] = os.path.join(home, "kube-cache")  # discovery cache, removed with the state
         self.charts_dir = os.path.join(home, "charts")
         os.makedirs(self.charts_dir, exist_ok=True)
         self._locks: dict = {}
@@ -63,11 +67,14 @@ class Helm:
     def run(self, args: list[str], *, kubeconfig: bytes | None = None, stdin: str | None = None) -> str:
         with _kubeconfig_file(kubeconfig) as kc:
             argv = [self.binary, *args] + (["--kubeconfig", kc] if kc else [])
+            t0 = time.monotonic()
             try:
                 proc = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                       env=self.env, timeout=HELM_TIMEOUT, check=False)
             except subprocess.TimeoutExpired as exc:
                 raise HelmError(f"helm {args[0]} timed out after {HELM_TIMEOUT:.0f}s") from exc
+        LOG.info("helm %s %s: rc %d in %.2fs", args[0], args[1] if len(args) > 1 else "", proc.returncode,
+                 time.monotonic() - t0)
         if proc.returncode != 0:
             raise HelmError(helm_message(proc.stderr) or f"helm {args[0]} exited {proc.returncode}")
         return proc.stdout

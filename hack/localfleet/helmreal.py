@@ -202,3 +202,44 @@ def oci_artifact(driver: Driver | None, src: dict):
     except (helmops.HelmError, registry.RegistryError) as exc:
         raise SourceError("OCIArtifactPullFailed", f"failed to determine artifact digest: {exc}") from exc
     return f"{tag}@{d}", d
+
+
+def compose_values(spec: dict, namespace: str, read) -> dict:
+    """The values helm-controller hands to Helm: `valuesFrom` in order, then `spec.values` on top.
+
+    read(kind, namespace, name) -> {key: text} or None (not found). A missing reference fails
+    unless `optional: true`, with helm-controller's wording (SourceError reason InitFailed)."""
+    import yaml
+
+    from .charts import deep_merge
+
+    out: dict = {}
+    for ref in spec.get("valuesFrom") or []:
+        kind, name = ref.get("kind", "ConfigMap"), ref.get("name")
+        key = ref.get("valuesKey") or "values.yaml"
+        what = f"could not resolve {kind} chart values reference '{namespace}/{name}' with key '{key}'"
+        data = read(kind, namespace, name)
+        if data is None or key not in data:
+            if ref.get("optional"):
+                continue
+            plural = "configmaps" if kind == "ConfigMap" else "secrets"
+            raise SourceError("InitFailed", f'{what}: {plural} "{name}" not found' if data is None
+                              else f"{what}: key not found")
+        text = data[key]
+        if ref.get("targetPath"):
+            node = out
+            parts = ref["targetPath"].split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node = node[part]
+            node[parts[-1]] = text
+            continue
+        try:
+            vals = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise SourceError("InitFailed", f"{what}: unable to read values: {exc}") from exc
+        if not isinstance(vals, dict):
+            raise SourceError("InitFailed", f"{what}: values are not a map")
+        out = deep_merge(out, vals)
+    return deep_merge(out, spec.get("values") or {})

@@ -769,6 +769,9 @@ class Simulator:
                 try:
                     chart_version, chart_path = self.helmreal.source(real, real.version_range or chart_version,
                                                                      helmchart)
+                    if spec.get("valuesFrom"):
+                        values = helmreal.compose_values(spec, ns, self._read_values_ref)
+                        cfg_digest = digest(values)
                 except helmreal.SourceError as exc:
                     raise Outcome(exc.reason, exc.message, requeue=self._next_backoff(key)) from exc
             kc_digest, api = self.kubeconfig_for(obj, "HelmRelease")
@@ -931,6 +934,20 @@ class Simulator:
             self.queue.add_after(key, float(os.environ.get("LOCAL_FLEET_SIM_RETRY_INTERVAL", "1")))
             return False
         return True
+
+    def _read_values_ref(self, kind, ns, name):
+        """data of a valuesFrom ConfigMap/Secret on the hub (decoded), None when it does not exist."""
+        read = self.core.read_namespaced_config_map if kind == "ConfigMap" else self.core.read_namespaced_secret
+        try:
+            obj = json.loads(self.call(read, name, ns, _preload_content=False).data)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data = obj.get("data") or {}
+        if kind == "Secret":
+            data = {k: base64.b64decode(v).decode() for k, v in data.items()}
+        return data
 
     def _ensure_namespace(self, kc_digest, api, url, ns):
         if (kc_digest, ns) in self.namespaces_ok:

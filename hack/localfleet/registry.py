@@ -190,3 +190,34 @@ def manifest_digest(oci_url: str, chart: str, tag: str, timeout: float = 5.0) ->
             return resp.headers.get("Docker-Content-Digest") or ""
     except (urllib.error.URLError, OSError) as exc:
         raise RegistryError(f"HEAD {base}/v2/{repo}/manifests/{tag}: {getattr(exc, 'reason', exc)}") from exc
+
+
+HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+
+
+def pull_chart(oci_url: str, chart: str, tag: str, timeout: float = 30.0) -> bytes:
+    """The chart tarball of <oci_url>/<chart>:<tag> over the OCI distribution API (manifest, then
+    the Helm chart layer, digest-checked), as source-controller pulls it."""
+    import hashlib
+
+    base, prefix = http_base(oci_url)
+    repo = f"{prefix}/{chart}" if prefix else chart
+    req = urllib.request.Request(f"{base}/v2/{repo}/manifests/{tag.replace('+', '_')}")
+    req.add_header("Accept", "application/vnd.oci.image.manifest.v1+json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            manifest = json.loads(resp.read())
+        layers = [ly for ly in manifest.get("layers") or [] if ly.get("mediaType") == HELM_CHART_LAYER]
+        if not layers:
+            raise RegistryError(f"{oci_url}/{chart}:{tag} has no Helm chart layer ({HELM_CHART_LAYER})")
+        want = layers[0]["digest"]
+        with urllib.request.urlopen(f"{base}/v2/{repo}/blobs/{want}", timeout=timeout) as resp:
+            data = resp.read()
+    except urllib.error.HTTPError as exc:
+        raise RegistryError(f"{oci_url}/{chart}:{tag}: {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise RegistryError(f"{oci_url}/{chart}:{tag}: {getattr(exc, 'reason', exc)}") from exc
+    got = "sha256:" + hashlib.sha256(data).hexdigest()
+    if got != want:
+        raise RegistryError(f"{oci_url}/{chart}:{tag}: layer digest {got} != {want}")
+    return data

@@ -138,3 +138,21 @@ def test_seed_round_trip(reg, tmp_path):
     assert os.path.isdir(os.path.join(other, "registry", "data", "docker", "registry", "v2", "repositories", "charts",
                                       "probe-d"))
     assert not registry.seed(other, str(tmp_path / "absent"))
+
+
+def test_values_from_then_values_on_top():
+    from localfleet import helmreal
+
+    store = {("ConfigMap", "ns", "digests"): {"values.yaml": "image:\n  digest: sha256:abc\nreplicas: 1\n"},
+             ("Secret", "ns", "extra"): {"tag": "1.2.3"}}
+    spec = {"valuesFrom": [{"kind": "ConfigMap", "name": "digests"},
+                           {"kind": "Secret", "name": "extra", "valuesKey": "tag", "targetPath": "image.tag"},
+                           {"kind": "ConfigMap", "name": "absent", "optional": True}],
+            "values": {"replicas": 2}}
+    vals = helmreal.compose_values(spec, "ns", lambda k, n, name: store.get((k, n, name)))
+    assert vals == {"image": {"digest": "sha256:abc", "tag": "1.2.3"}, "replicas": 2}
+    with pytest.raises(helmreal.SourceError) as err:
+        helmreal.compose_values({"valuesFrom": [{"kind": "ConfigMap", "name": "absent"}]}, "ns", lambda *a: None)
+    assert err.value.reason == "InitFailed"
+    assert str(err.value) == ("could not resolve ConfigMap chart values reference 'ns/absent' with key 'values.yaml': "
+                              'configmaps "absent" not found')

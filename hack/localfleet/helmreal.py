@@ -106,8 +106,14 @@ class Driver:
     def release_state(api, release: str, namespace: str) -> str:
         """'deployed' if a deployed revision exists, 'broken' for records without one, else 'absent'."""
         from kubernetes import client
-        items = client.CoreV1Api(api).list_namespaced_secret(
-            namespace, label_selector=f"owner=helm,name={release}", _request_timeout=10).items
+        from kubernetes.client.rest import ApiException
+        try:
+            items = client.CoreV1Api(api).list_namespaced_secret(
+                namespace, label_selector=f"owner=helm,name={release}", _request_timeout=10).items
+        except ApiException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - urllib3: the spoke is unreachable
+            raise ConnectionError(f"{api.configuration.host}: {exc}") from exc
         if not items:
             return "absent"
         if any((s.metadata.labels or {}).get("status") == "deployed" for s in items):
@@ -117,7 +123,7 @@ class Driver:
     def release(self, *, api, kubeconfig: bytes, spec: dict, release: str, namespace: str, chart_path: str,
                 values: dict, force: bool = False):
         """Install or upgrade (as the storage says); returns (action, Flux history snapshot)."""
-        current = self.release_state(api, release, namespace)
+        current = self.release_state(api, release, namespace)  # ApiException/ConnectionError: StateError
         action = UPGRADE if current == "deployed" else INSTALL
         opts = spec.get(action) or {}
         crds = opts.get("crds") or ("Create" if action == INSTALL else "Skip")

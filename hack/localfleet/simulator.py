@@ -846,7 +846,7 @@ class Simulator:
                 if last is not None and action == "upgrade":
                     history[0] = dict(history[0], status="superseded")
                 history = ([snap] + history)[: max(1, int(spec.get("maxHistory") or 5))]
-            else:
+            elif not needs_release:
                 # in sync: verify the spoke (the real controller reads the release storage)
                 self.spoke_call(api, f"{url}/api/v1/namespaces/{storage_ns}/secrets", client.CoreV1Api(api).list_namespaced_secret,
                                 storage_ns, label_selector=f"owner=helm,name={release}", limit=1, _preload_content=False)

@@ -71,11 +71,11 @@ options:
   chart_version:
     description:
       - The chart version (C(0.2.0), a leading C(v) is ignored) every HelmRelease in O(objects)
-        must run to count as ready, on top of being ready at its generation: the release's
-        C(status.history[0].chartVersion). Other kinds ignore it; an item of O(objects) may carry
+        must run to count as ready, on top of being ready at its generation (the release's
+        C(status.history[0].chartVersion)). Other kinds ignore it; an item of O(objects) may carry
         its own C(chart_version).
       - This is the gate of a chart release (a new version pushed inside the release's SemVer
-        range, then a reconcile request): it passes only once Helm runs that version.
+        range, then a reconcile request); it passes only once Helm runs that version.
       - A failure reported while the release attempted another version (C(status.lastAttemptedRevision))
         is waited on, not failed fast.
     type: str

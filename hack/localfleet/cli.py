@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                 for c in st["clusters"]:
                     print(f"{c['name']:<16} {'*' if c['hub'] else '':<4} {c['url']:<26} {c['pid']!s:>8}  "
                           f"{'yes' if c['ready'] else 'NO':<5}  {c['kubeconfig']}")
-                e, s = st["etcd"], st["simulator"]
+                e, s, r = st["etcd"], st["simulator"], st["registry"]
                 print(f"{'etcd':<16} {'':<4} {e['url'] or '':<26} {e['pid']!s:>8}  {'yes' if e['running'] else 'NO'}")
+                print(f"{'registry':<16} {'':<4} {r['url'] or '':<26} {r['pid']!s:>8}  {'yes' if r['running'] else 'NO':<5}  {r['log'] or ''}")
                 print(f"{'simulator':<16} {'':<4} {'':<26} {s['pid']!s:>8}  {'yes' if s['running'] else 'NO':<5}  {s['log'] or ''}")
                 g = st.get("git")
                 if g:

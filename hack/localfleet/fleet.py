@@ -9,6 +9,7 @@ State directory layout (default <repo>/.cache/local-fleet):
     logs/                      etcd.log, kube-apiserver-<cluster>.log, sshd.log, simulator.log
     git/                       the Git server: identity, identity.pub, known_hosts, url, sshd_config,
                                host key (see gitserver.py; the bare repository is in gitserver.GIT_ROOT)
+    registry/                  the OCI registry: config, storage, url, log (see registry.py)
     etcd/                      etcd data (or a symlink into /dev/shm when available)
 """
 from __future__ import annotations
@@ -365,6 +366,7 @@ def up(inventory: str, state_dir: str, with_simulator: bool = True) -> dict:
     try:
         t1 = time.monotonic()
         _start_git(state_dir, state, p)  # starts meanwhile: its readiness is checked after the servers'
+        _start_registry(state)
         _start(state, clusters, hub, apiserver_bin, etcd_bin, ca_pem, p)
         _wait_git(state_dir, state)
         t2 = time.monotonic()
@@ -378,9 +380,13 @@ def up(inventory: str, state_dir: str, with_simulator: bool = True) -> dict:
         n = crds.install(kubeconfig_path(state_dir, hub), DEFAULT_CRD_DIR)
         t3 = time.monotonic()
         log(f"{n} Flux CRDs (CEL rules stripped) Established on hub {hub} in {t3 - t2:.1f}s")
+        pushed = _publish_charts(state_dir)
+        t4 = time.monotonic()
         state = load_state(state_dir)
         state["crds"] = n
-        state["timings"] = {"servers_ready_s": round(t2 - t1, 2), "crds_s": round(t3 - t2, 2)}
+        state["timings"] = {"servers_ready_s": round(t2 - t1, 2), "crds_s": round(t3 - t2, 2),
+                            "charts_s": round(t4 - t3, 2)}
+        state["registry"]["pushed"] = pushed
         save_state(state_dir, state)
         if with_simulator:
             wait_simulator(state_dir)
@@ -441,6 +447,53 @@ def _servers_answering(state_dir: str, state: dict) -> bool:
         if not http_ok(f"{c['url']}/readyz", token, ctx, timeout=5):
             return False
     return True
+
+
+def _seed_dir(key: str) -> str:
+    cache = os.environ.get("C5C3_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "c5c3-gitops")
+    return os.path.join(cache, "registry-seed", key)
+
+
+def _start_registry(state: dict) -> None:
+    """Spawn the OCI registry (storage seeded from the cache when the charts were pushed before)."""
+    from . import charts, registry
+    state_dir = state["state_dir"]
+    try:
+        helm_bin = registry.install_helm(ROOT)
+        chart_list = charts.catalog_charts()
+        key = charts.cache_key(chart_list)
+        port = free_ports(1)[0]
+        prep = registry.prepare(state_dir, port, _seed_dir(key))
+    except registry.RegistryError as exc:
+        raise FleetError(str(exc)) from exc
+    rlog = registry.paths(state_dir)["log"]
+    os.makedirs(os.path.dirname(rlog), exist_ok=True)
+    pid = spawn(registry.argv(state_dir), rlog)
+    state["processes"]["registry"] = {"pid": pid, "expect": prep["config"], "log": rlog}
+    state["registry"] = {"url": registry.chart_url(port), "port": port, "config": prep["config"],
+                         "seeded": prep["seeded"], "cache_key": key, "charts": len(chart_list)}
+    state["helm"] = helm_bin
+    save_state(state_dir, state)
+
+
+def _publish_charts(state_dir: str) -> int:
+    """Wait for the registry; push the generated charts it lacks; keep its storage as the seed."""
+    from . import charts, registry
+    state = load_state(state_dir)
+    reg, proc = state["registry"], state["processes"]["registry"]
+    wait_until("registry", lambda: registry.alive(reg["url"]), proc["pid"], proc["expect"], proc["log"], READY_TIMEOUT)
+    t = time.monotonic()
+    try:
+        pushed = registry.publish(state_dir, state["helm"], charts.catalog_charts())
+    except Exception as exc:  # noqa: BLE001 - helm's message is the useful part
+        raise FleetError(f"pushing the test charts to {reg['url']} failed: {exc}") from exc
+    if pushed:
+        registry.save_seed(state_dir, _seed_dir(reg["cache_key"]))
+        log(f"{pushed} test charts pushed to {reg['url']} with helm push in {time.monotonic() - t:.1f}s (cached now)")
+    else:
+        log(f"{reg['charts']} test charts in {reg['url']} (registry storage from the cache)")
+    return pushed
 
 
 def _etcd_data_dir(state_dir: str) -> str:
@@ -668,6 +721,10 @@ def status(state_dir: str) -> dict | None:
         out["git"] = {"pid": g.get("pid"), "running": running, "url": facts.get("url"), "port": facts.get("port"),
                       "files": gitserver.paths(state_dir)["dir"], "log": g.get("log"),
                       "ready": running and gitserver.answers(state_dir)}
+    r, rp = state.get("registry") or {}, state["processes"].get("registry", {})
+    out["registry"] = {"pid": rp.get("pid"), "running": pid_alive(rp.get("pid"), rp.get("expect")),
+                       "url": r.get("url"), "log": rp.get("log")}
     out["ready"] = (all(c["ready"] for c in out["clusters"]) and out["etcd"]["running"]
-                    and out["simulator"]["running"] and (g is None or out["git"]["ready"]))
+                    and out["simulator"]["running"] and out["registry"]["running"]
+                    and (g is None or out["git"]["ready"]))
     return out

@@ -308,3 +308,42 @@ def _deployment(obj, generation):
 
 def is_ready(obj, kind=None):
     return evaluate(obj, kind).ready
+
+
+# ------------------------------------------------------------------ expected chart version
+def _plain_version(text):
+    text = str(text or "").strip()
+    return text[1:] if text[:1] in ("v", "V") else text
+
+
+def release_chart_version(obj):
+    """(chart version the HelmRelease runs, version it last attempted): status.history[0].chartVersion
+    and status.lastAttemptedRevision (``<version>`` or, for chartRef sources, ``<version>@<digest>``)."""
+    status = (obj or {}).get("status") or {}
+    history = status.get("history") or []
+    running = history[0].get("chartVersion") if history and isinstance(history[0], dict) else None
+    attempted = str(status.get("lastAttemptedRevision") or "").split("@", 1)[0] or None
+    return running, attempted
+
+
+def check_chart_version(obj, expected, verdict):
+    """``verdict`` (evaluate()) of a HelmRelease refined by the chart version it must run.
+
+    Ready only when Ready at its generation *and* status.history[0] is that chart version; a
+    failure reported while attempting another version is waited on (the new version may fix it),
+    a failure at the expected version fails as usual."""
+    if obj is None or not expected or verdict.state == MISSING:
+        return verdict
+    want = _plain_version(expected)
+    running, attempted = release_chart_version(obj)
+    if verdict.ready:
+        if _plain_version(running) == want:
+            return verdict
+        return Verdict(PROGRESSING, "ChartVersionPending",
+                       "Ready at generation %s but runs chart version %s; waiting for %s" % (
+                           verdict.generation, running or "(none)", want),
+                       verdict.generation, verdict.observed_generation)
+    if verdict.terminal and verdict.reason != "Suspended" and attempted and _plain_version(attempted) != want:
+        return Verdict(PROGRESSING, verdict.reason, "%s (reported for chart version %s; waiting for %s)" % (
+            verdict.message, attempted, want), verdict.generation, verdict.observed_generation, verdict.blocked_by)
+    return verdict

@@ -90,9 +90,10 @@ class Waiter(object):
         self._stop = threading.Event()
 
     # ---------------------------------------------------------------- input
-    def _plan(self, objects, selectors, revision=None):
+    def _plan(self, objects, selectors, revision=None, chart_version=None):
         pairs, targets = {}, {}
         self._revisions = {}  # key -> expected Flux revision (revision_gate)
+        self._chart_versions = {}  # key -> chart version a HelmRelease must run (readiness.check_chart_version)
         for obj in objects or []:
             kind, name = obj.get("kind"), obj.get("name")
             if not kind or not name:
@@ -110,6 +111,11 @@ class Waiter(object):
                     raise WaitError("%s %s: revision applies only to %s" % (
                         kind, name, ", ".join(sorted(revision_gate.REVISION_KINDS))))
                 self._revisions[_key(kind, ns, name)] = want
+            want_chart = obj.get("chart_version") or (chart_version if kind == "HelmRelease" else None)
+            if want_chart:
+                if kind != "HelmRelease":
+                    raise WaitError("%s %s: chart_version applies only to HelmRelease" % (kind, name))
+                self._chart_versions[_key(kind, ns, name)] = str(want_chart)
         for sel in selectors or []:
             kind = sel.get("kind")
             if not kind:
@@ -189,11 +195,14 @@ class Waiter(object):
 
     # ---------------------------------------------------------------- the wait
     def wait(self, objects=None, selectors=None, timeout=300, missing_grace=30, fail_fast=True, once=False,
-             revision=None):
+             revision=None, chart_version=None):
         """Wait until every object is ready, one fails (fail_fast), or ``timeout`` seconds pass.
 
         ``revision``: Flux revision every source and Kustomization among ``objects`` must be at
         (an object's own ``revision`` key wins); see revision_gate.
+
+        ``chart_version``: the chart version every HelmRelease among ``objects`` must run
+        (status.history[0].chartVersion; an object's own ``chart_version`` key wins).
 
         ``once``: list each pair one time and report (check mode); no watch, no waiting.
         Returns a dict (see WaitResult keys in docs/readiness.md); never raises for
@@ -202,7 +211,7 @@ class Waiter(object):
         start = self.clock()
         deadline = start + max(0, timeout)
         grace_end = start + max(0, min(missing_grace, timeout))
-        pairs, targets = self._plan(objects, selectors, revision)
+        pairs, targets = self._plan(objects, selectors, revision, chart_version)
         self._selected = {}  # key -> pair key, objects held by selector pairs
         self._verdicts, self._objs, self._ready_at = {}, {}, {}
         self._not_ready, self._failed, self._missing = set(), set(), set()
@@ -306,6 +315,8 @@ class Waiter(object):
             verdict = readiness.evaluate(obj, key[0])
         if key in self._revisions:
             verdict = revision_gate.check(obj, key[0], self._revisions[key], verdict)
+        if key in self._chart_versions:
+            verdict = readiness.check_chart_version(obj, self._chart_versions[key], verdict)
         was_ready = key in self._verdicts and self._verdicts[key].ready
         self._verdicts[key] = verdict
         # Sets kept current per event, so deciding costs O(1) however many objects are waited on.
@@ -401,6 +412,7 @@ class Waiter(object):
                 "generation": verdict.generation, "observed_generation": verdict.observed_generation,
                 "ready_after": self._ready_at.get(key) if verdict.ready else None,
                 "revision": revision_gate.observed(obj, key[0])[0] if obj is not None and key[0] in revision_gate.REVISION_KINDS else None,
+                "chart_version": readiness.release_chart_version(obj)[0] if key[0] == "HelmRelease" else None,
                 "blocked_by": [],
                 "notes": list(verdict.notes),
             }
@@ -471,5 +483,7 @@ def normalize_objects(items):
         }
         if item.get("revision"):
             row["revision"] = item["revision"]
+        if item.get("chart_version"):
+            row["chart_version"] = str(item["chart_version"])
         out.append(row)
     return out

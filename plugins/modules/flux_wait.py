@@ -39,6 +39,8 @@ options:
       - Objects to wait for. Each item has C(kind), C(name), C(namespace) (not for cluster-scoped
         kinds) and optionally C(api_version) (or C(apiVersion)) to address another API version.
       - C(revision) (optional) gates that object on a Flux revision, see O(revision).
+      - C(chart_version) (optional, HelmRelease only) gates that release on a chart version, see
+        O(chart_version).
       - Other keys are ignored, so the RV(c5c3.gitops.flux_apply#module:applied) items of
         M(c5c3.gitops.flux_apply) are accepted directly.
     type: list
@@ -77,6 +79,17 @@ options:
       - An item of O(objects) may carry its own C(revision).
       - A Kustomization failure reported for an older revision (C(lastAttemptedRevision)) is waited on,
         not failed fast, since the new revision may fix it.
+    type: str
+  chart_version:
+    description:
+      - The chart version (C(0.2.0), a leading C(v) is ignored) every HelmRelease in O(objects)
+        must run to count as ready, on top of being ready at its generation (the release's
+        C(status.history[0].chartVersion)). Other kinds ignore it; an item of O(objects) may carry
+        its own C(chart_version).
+      - This is the gate of a chart release (a new version pushed inside the release's SemVer
+        range, then a reconcile request); it passes only once Helm runs that version.
+      - A failure reported while the release attempted another version (C(status.lastAttemptedRevision))
+        is waited on, not failed fast.
     type: str
   watch_timeout:
     description:
@@ -127,6 +140,12 @@ EXAMPLES = r"""
       - {kind: Kustomization, name: flux-system, namespace: flux-system}
     revision: "{{ _published.revision }}"
 
+- name: Wait until a release runs the chart version just pushed
+  c5c3.gitops.flux_wait:
+    objects:
+      - {kind: HelmRelease, name: keystone-operator, namespace: control-plane}
+    chart_version: 0.3.0
+
 - name: Wait for the Flux Operator and the FluxInstance
   c5c3.gitops.flux_wait:
     objects:
@@ -153,6 +172,7 @@ objects:
     observed_generation: {description: Generation the controller reported on., type: int, returned: always}
     ready_after: {description: Seconds from the start until it was seen ready (null if not ready)., type: float, returned: always}
     revision: {description: "Revision the object reports (sources: artifact, Kustomizations: last applied; null for other kinds).", type: str, returned: always}
+    chart_version: {description: "Chart version a HelmRelease runs (C(status.history[0].chartVersion)); null for other kinds.", type: str, returned: always}
     blocked_by: {description: "Not-ready dependencies (C(spec.dependsOn)) holding it, as {kind, namespace, name}.", type: list, returned: always}
     notes: {description: "Reported without deciding the state - a HelmRelease C(Drifted=True), a Kustomization C(Healthy=True).", type: list, returned: always}
   sample:
@@ -220,6 +240,7 @@ def argspec():
         fail_fast=dict(type="bool", default=True),
         watch_timeout=dict(type="int", default=290),
         revision=dict(type="str"),
+        chart_version=dict(type="str"),
     )
     return spec
 
@@ -229,7 +250,7 @@ def wait(module):
     result = Waiter(module.client(workers=4), watch_timeout=p["watch_timeout"]).wait(
         normalize_objects(p["objects"]), p["selectors"], timeout=p["timeout"],
         missing_grace=p["missing_grace"], fail_fast=p["fail_fast"], once=module.check_mode,
-        revision=p["revision"])
+        revision=p["revision"], chart_version=p["chart_version"])
     ok = result.pop("ok")
     result["figures"] = figures(result)
     message = result.pop("message")

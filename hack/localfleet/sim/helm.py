@@ -13,6 +13,7 @@ import os
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from .. import helmreal
 from .common import ANN, ANN_FAIL, ANN_FAIL_MSG, FORCE_AT, PLURAL_OF, REQ_AT, RESET_AT, Outcome, cond, digest, is_ready, now_iso
 
 
@@ -73,6 +74,20 @@ def reconcile(rt, key, obj) -> bool:
                 raise Outcome("SourceNotReady", f"HelmChart '{helmchart}' is not ready: "
                               f"{(rc or {}).get('message') or 'latest generation of object has not been reconciled'}",
                               wait=True)
+        # chart from the local registry: resolved, pulled and released by the real helm CLI
+        real = rt.helmreal.chart_location(skind, src, chart_name) if rt.helmreal and src else None
+        if real is not None:
+            if storage_ns != target_ns:
+                raise Outcome("InstallFailed", "the local fleet's helm-controller runs the helm CLI, which keeps "
+                              "the release in its target namespace: storageNamespace must equal targetNamespace")
+            chart_name = real.chart
+            try:
+                chart_version, chart_path = rt.helmreal.source(real, real.version_range or chart_version, helmchart)
+                if spec.get("valuesFrom"):
+                    values = helmreal.compose_values(spec, ns, lambda k, n, m: _read_values_ref(rt, k, n, m))
+                    cfg_digest = digest(values)
+            except helmreal.SourceError as exc:
+                raise Outcome(exc.reason, exc.message, requeue=rt._next_backoff(key)) from exc
         kc_digest, api = rt.kubeconfig_for(obj, "HelmRelease")
     except Outcome as out:
         return _hr_fail(rt, key, obj, out, status)
@@ -114,10 +129,26 @@ def reconcile(rt, key, obj) -> bool:
 
     url = api.configuration.host
     try:
-        _ensure_namespace(rt, kc_digest, api, url, target_ns)
-        if storage_ns != target_ns:
-            _ensure_namespace(rt, kc_digest, api, url, storage_ns)
-        if needs_release:
+        if needs_release and real is not None:
+            try:
+                action, snap = rt.helmreal.release(api=api, kubeconfig=rt.spoke_kubeconfigs[kc_digest], spec=spec,
+                                                   release=release, namespace=target_ns, chart_path=chart_path,
+                                                   values=values, force=force)
+            except helmreal.ReleaseFailed as exc:
+                return _hr_release_failed(
+                    rt, key, obj, status, exc.action, release, target_ns, chart_ref, failures, history,
+                    err=exc.message, remediate=lambda a=exc.action: rt.helmreal.remediate(
+                        action=a, kubeconfig=rt.spoke_kubeconfigs[kc_digest], release=release, namespace=target_ns))
+            if last is not None and action == "upgrade":
+                history[0] = dict(history[0], status="superseded")
+            elif action == "install":
+                history = []
+            history = ([snap] + history)[: max(1, int(spec.get("maxHistory") or 5))]
+        elif real is None:
+            _ensure_namespace(rt, kc_digest, api, url, target_ns)
+            if storage_ns != target_ns:
+                _ensure_namespace(rt, kc_digest, api, url, storage_ns)
+        if needs_release and real is None:
             version = _write_release(rt, api, url, release, target_ns, storage_ns, chart_name, chart_version,
                                      values, cfg_digest, action, (last or {}).get("version", 0))
             t = now_iso()
@@ -129,7 +160,7 @@ def reconcile(rt, key, obj) -> bool:
             if last is not None and action == "upgrade":
                 history[0] = dict(history[0], status="superseded")
             history = ([snap] + history)[: max(1, int(spec.get("maxHistory") or 5))]
-        else:
+        elif not needs_release:
             # in sync: verify the spoke (the real controller reads the release storage)
             rt.spoke_call(api, f"{url}/api/v1/namespaces/{storage_ns}/secrets", client.CoreV1Api(api).list_namespaced_secret,
                           storage_ns, label_selector=f"owner=helm,name={release}", limit=1, _preload_content=False)
@@ -179,7 +210,8 @@ def _hr_fail(rt, key, obj, out: Outcome, status) -> bool:
     return False
 
 
-def _hr_release_failed(rt, key, obj, status, action, release, target_ns, chart_ref, failures, history) -> bool:
+def _hr_release_failed(rt, key, obj, status, action, release, target_ns, chart_ref, failures, history,
+                       err=None, remediate=None) -> bool:
     spec = obj.get("spec") or {}
     ann = obj["metadata"].get("annotations") or {}
     Action = action.capitalize()
@@ -187,7 +219,7 @@ def _hr_release_failed(rt, key, obj, status, action, release, target_ns, chart_r
     failures = dict(failures)
     failures[f"{action}Failures"] += 1
     failures["failures"] += 1
-    err = ann.get(ANN_FAIL_MSG) or f"simulated failure ({ANN_FAIL}={ann.get(ANN_FAIL)})"
+    err = err or ann.get(ANN_FAIL_MSG) or f"simulated failure ({ANN_FAIL}={ann.get(ANN_FAIL)})"
     msg = f"Helm {action} failed for release {target_ns}/{release} with chart {chart_ref}: {err}"
     reason = f"{Action}Failed"
     status.update({"observedGeneration": obj["metadata"].get("generation"), "lastAttemptedReleaseAction": action,
@@ -203,8 +235,12 @@ def _hr_release_failed(rt, key, obj, status, action, release, target_ns, chart_r
     else:
         rem = ("Helm uninstall succeeded for release " if action == "install" else "Helm rollback to previous "
                "release ") + f"{target_ns}/{release}"
-        desired.append({"type": "Remediated", "status": "True",
-                        "reason": "UninstallSucceeded" if action == "install" else "RollbackSucceeded",
+        rem_reason = remediate() if remediate else ("UninstallSucceeded" if action == "install"
+                                                    else "RollbackSucceeded")
+        if not rem_reason.endswith("Succeeded"):
+            rem = rem.replace(" succeeded ", " failed ")
+        desired.append({"type": "Remediated", "status": "True" if rem_reason.endswith("Succeeded") else "False",
+                        "reason": rem_reason,
                         "message": rem + (f".v{history[0]['version']}" if history else f".v1 with chart {chart_ref}")})
         desired.append({"type": "Reconciling", "status": "True", "reason": "ProgressingWithRetry", "message": msg})
         drop = ("Stalled",)
@@ -214,6 +250,21 @@ def _hr_release_failed(rt, key, obj, status, action, release, target_ns, chart_r
         rt.queue.add_after(key, float(os.environ.get("LOCAL_FLEET_SIM_RETRY_INTERVAL", "1")))
         return False
     return True
+
+
+def _read_values_ref(rt, kind, ns, name):
+    """data of a valuesFrom ConfigMap/Secret on the hub (decoded), None when it does not exist."""
+    read = rt.core.read_namespaced_config_map if kind == "ConfigMap" else rt.core.read_namespaced_secret
+    try:
+        obj = json.loads(rt.call(read, name, ns, _preload_content=False).data)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    data = obj.get("data") or {}
+    if kind == "Secret":
+        data = {k: base64.b64decode(v).decode() for k, v in data.items()}
+    return data
 
 
 def _ensure_namespace(rt, kc_digest, api, url, ns):

@@ -30,6 +30,7 @@ from kubernetes.client.rest import ApiException
 from .common import (ANN, ANN_DELAY, ANN_STALE, FORCE_AT, KINDS, NO_STATUS_GENERATION, PLURAL_OF, REQ_AT, RESET_AT,
                      WATCH_LABEL, Outcome, cond, is_ready, now_iso, parse_duration, references)
 from .workqueue import Store, TokenBucket, WorkQueue
+from .. import helmreal
 
 LOG = logging.getLogger("simulator")
 
@@ -65,6 +66,10 @@ class Runtime:
         self.report_dirty = threading.Event()
         self.synced = threading.Event()
         self.watch_ready: dict = {}
+        # HelmReleases with charts from the local registry go through the real helm CLI (sim/helm.py)
+        self.helmreal = helmreal.Driver.from_state(state_dir, self.state)
+        with open(hub_kc, "rb") as fh:
+            self.spoke_kubeconfigs["hub"] = fh.read()  # helm's --kubeconfig for HelmReleases on the hub
 
     # ---------------------------------------------------------------------------- clients
     def _client_from_file(self, path):

@@ -9,6 +9,7 @@ import json
 
 from kubernetes.client.rest import ApiException
 
+from .. import helmreal
 from . import git
 from .common import now_iso, parse_duration
 
@@ -93,6 +94,12 @@ def reconcile_gitrepository(rt, key, obj) -> bool:
 
 def reconcile_ocirepository(rt, key, obj) -> bool:
     spec = obj.get("spec") or {}
+    try:
+        art = helmreal.oci_artifact(rt.helmreal, obj)
+    except helmreal.SourceError as exc:
+        return _fetch_failed(rt, key, obj, exc.reason, exc.message)
+    if art is not None:  # the local registry: the real tag and manifest digest
+        return _source_ready(rt, key, obj, art[0], f"stored artifact for digest '{art[0]}'")
     ref = spec.get("ref") or {}
     tag = ref.get("tag") or ref.get("semver") or "latest"
     d = ref.get("digest") or "sha256:" + hashlib.sha256(json.dumps([spec.get("url"), ref], sort_keys=True).encode()).hexdigest()

@@ -71,7 +71,8 @@ def test_crd_strip_removes_every_cel_rule():
 
 def test_fleet_is_real_tls_token_rbac_and_has_the_crds(local_fleet):
     st = local_fleet.status()
-    assert st["ready"] and st["simulator"]["running"] and st["etcd"]["running"]
+    assert st["ready"] and st["simulator"]["running"] and st["etcd"]["running"] and st["registry"]["running"]
+    assert st["registry"]["url"].startswith("oci://127.0.0.1:")
     assert {c["name"] for c in st["clusters"]} == {"management", "control-plane", "hypervisor", "storage"}
     assert [c["name"] for c in st["clusters"] if c["hub"]] == [local_fleet.hub] == ["management"]
     cafile = os.path.join(local_fleet.state_dir, "pki", "ca.crt")
@@ -133,7 +134,15 @@ def test_up_status_down_uses_cache_and_leaves_nothing(tmp_path):
         assert state["timings"]["servers_ready_s"] < 30, state["timings"]
         assert {c["name"] for c in state["clusters"]} == {"hub", "spoke"} and state["hub"] == "hub"
         pids = [p["pid"] for p in state["processes"].values()] + [state["simulator"]["pid"]]
-        assert len(pids) == 5 and all(_alive(p) for p in pids)  # etcd, 2 kube-apiservers, sshd, simulator
+        # etcd, the OCI registry, two kube-apiservers, sshd (the Git server), the simulator
+        assert len(pids) == 6 and all(_alive(p) for p in pids)
+        assert set(state["processes"]) == {"etcd", "registry", "sshd", "kube-apiserver-hub", "kube-apiserver-spoke"}
+        # the registry's storage came from the cache (nothing pushed), or every chart was pushed
+        # (the first fleet on this machine) and the storage is the cache from now on
+        reg = state["registry"]
+        assert (reg["seeded"] and reg["pushed"] == 0) or (not reg["seeded"] and reg["pushed"] == reg["charts"]), reg
+        with open(os.path.join(state_dir, "registry", "url"), encoding="utf-8") as fh:
+            assert fh.read().strip() == state["registry"]["url"]
         assert os.path.exists(os.path.join(state_dir, "kubeconfigs", "spoke.yaml"))
         etcd_dir = state["etcd"]["data_dir"]
 

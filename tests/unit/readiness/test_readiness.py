@@ -20,6 +20,8 @@ def test_fixture(path):
     case = _load(path)
     expect = case["expect"]
     verdict = readiness.evaluate(case["object"])
+    if "chart_version" in case:  # flux_wait chart_version: the release must run that chart version
+        verdict = readiness.check_chart_version(case["object"], case["chart_version"], verdict)
     assert verdict.state == expect["state"], verdict
     for field in ("reason", "generation", "observed_generation", "blocked_by", "notes"):
         if field in expect:
@@ -78,3 +80,12 @@ def test_depends_on_defaults_namespace():
 def test_verdict_rejects_unknown_state():
     with pytest.raises(ValueError):
         readiness.Verdict("done")
+
+
+def test_chart_version_ignores_a_missing_object_and_an_empty_expectation():
+    missing = readiness.evaluate(None)
+    assert readiness.check_chart_version(None, "0.2.0", missing) is missing
+    obj = _load(os.path.join(os.path.dirname(__file__), "fixtures", "helmrelease_chart_version_pending.yaml"))["object"]
+    verdict = readiness.evaluate(obj)
+    assert readiness.check_chart_version(obj, "", verdict) is verdict
+    assert readiness.release_chart_version(obj) == ("0.1.0", "0.1.0")

@@ -312,3 +312,41 @@ def test_normalize_accepts_apply_sink_items():
                 "namespace": "x", "changed": True, "generation": 4}]
     assert normalize_objects(applied) == [
         {"kind": "HelmRelease", "name": "a", "namespace": "x", "api_version": "helm.toolkit.fluxcd.io/v2"}]
+
+
+def _at_chart(obj, version):
+    obj["status"]["history"] = [{"name": obj["metadata"]["name"], "version": 1, "status": "deployed",
+                                 "chartName": "c", "chartVersion": version}]
+    obj["status"]["lastAttemptedRevision"] = version
+    return obj
+
+
+def test_chart_version_waits_until_the_release_runs_it(cluster):
+    cluster.put(_at_chart(helmrelease("a", ready=True), "0.1.0"))
+    later(0.2, cluster.put, _at_chart(helmrelease("a", ready=True, reason="UpgradeSucceeded"), "0.2.0"))
+    result = Waiter(cluster).wait([hr("a")], timeout=10, chart_version="0.2.0")
+    assert result["ok"], result["message"]
+    assert result["objects"][0]["chart_version"] == "0.2.0"
+    assert result["objects"][0]["ready_after"] >= 0.15
+
+
+def test_chart_version_per_object_times_out_with_the_running_version(cluster):
+    cluster.put(_at_chart(helmrelease("a", ready=True), "0.1.0"))
+    cluster.put(_at_chart(helmrelease("b", ready=True), "0.1.0"))
+    result = Waiter(cluster).wait([dict(hr("a"), chart_version="0.3.0"), hr("b")], timeout=0.5)
+    assert result["outcome"] == "timeout"
+    rows = dict((r["name"], r) for r in result["objects"])
+    assert rows["b"]["state"] == "ready"  # no expectation for b
+    assert rows["a"]["state"] == "progressing" and rows["a"]["reason"] == "ChartVersionPending"
+    assert "runs chart version 0.1.0; waiting for 0.3.0" in rows["a"]["message"]
+
+
+def test_chart_version_on_another_kind_is_refused(cluster):
+    with pytest.raises(WaitError, match="chart_version applies only to HelmRelease"):
+        Waiter(cluster).wait([{"kind": "Kustomization", "name": "k", "namespace": NS, "chart_version": "1.0.0"}],
+                             timeout=1)
+
+
+def test_normalize_objects_keeps_chart_version():
+    assert normalize_objects([{"kind": "HelmRelease", "name": "a", "namespace": NS, "chart_version": "0.2.0"}])[0][
+        "chart_version"] == "0.2.0"

@@ -217,6 +217,21 @@ def at_target(wave_plan):
     return not (wave_plan["added"] or wave_plan["changed"] or wave_plan["removed"])
 
 
+def summarize(wave_plan, limit=5):
+    """One line per wave: ``wave 1 (a, b): 1 changed (HelmRelease a/x)`` or ``... at target``."""
+    head = "wave %d (%s)" % (wave_plan["wave"], ", ".join(wave_plan["clusters"]))
+    if at_target(wave_plan):
+        return head + ": at target"
+    parts = []
+    for action in ("added", "changed", "removed"):
+        items = wave_plan[action]
+        if items:
+            names = ", ".join(describe((i["kind"], i["namespace"], i["name"])) for i in items[:limit])
+            more = ", +%d more" % (len(items) - limit) if len(items) > limit else ""
+            parts.append("%d %s (%s%s)" % (len(items), action, names, more))
+    return head + ": " + "; ".join(parts)
+
+
 def fleet_after_wave(previous, fleet, wave):
     """The fleet once wave ``wave`` is rolled out (see the module docstring); ``fleet`` is not modified."""
     numbers = wave_numbers(fleet["clusters"])

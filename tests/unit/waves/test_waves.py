@@ -208,3 +208,9 @@ def test_unknown_wave_and_bad_tree_are_errors():
         waves.fleet_after_wave([], OLD, 7)
     with pytest.raises(waves.WaveError, match=r"clusters/x.yaml is not valid YAML"):
         waves.entries_from_tree({"clusters/x.yaml": "a: [b"})
+
+
+def test_summary_lines():
+    result = waves.plan(_entries(OLD), NEW)
+    assert waves.summarize(result[1]) == "wave 1 (control-plane-eu-2, hypervisor-eu-2): 1 changed (HelmRelease control-plane-eu-2/mariadb-operator)"
+    assert waves.summarize(waves.plan(_entries(NEW), NEW)[0]).endswith(": at target")

@@ -527,6 +527,11 @@ class Simulator:
             self.memo[key] = fp
             self.backoff.pop(key, None)
             self.delay_due.pop(key, None)
+        else:
+            # not terminal (e.g. DependencyNotReady): the memo of an earlier success no longer
+            # describes the object, so a dependency Ready again at the same generation must be
+            # re-checked (the same fix as on branch fleetgit's sim/runtime.py)
+            self.memo.pop(key, None)
 
     @staticmethod
     def settled(kind, obj) -> bool:

@@ -49,7 +49,7 @@ options:
     description: A directory holding the previously rendered tree (a render destination, a checkout of the sync repository).
     type: path
   previous_files:
-    description: The previously rendered tree as C({path: file text}).
+    description: "The previously rendered tree as C({path: file text})."
     type: dict
   previous_objects:
     description: Previous state as a list of C({path, object}) entries.

@@ -16,6 +16,7 @@ Kustomization entries and the chart sources; host/group vars override them per c
 - ``gitops_kubeconfig`` (path) or ``gitops_kubeconfig_content`` (vault; string or dict),
   ``gitops_kubeconfig_context``
 - ``gitops_flux_instance`` (on the hub): deep-merged over the FluxInstance settings
+- ``gitops_wave``: the cluster's rollout wave (whole number, default 0; module_utils/waves.py)
 
 ``build_fleet`` is the entry point: model -> validate -> objects -> validate -> fleet data
 (docs/architecture.md, docs/fleet-model.md). It never copies a secret value into its result.
@@ -30,6 +31,7 @@ import copy
 
 from ansible_collections.c5c3.gitops.plugins.module_utils import fleet_helm
 from ansible_collections.c5c3.gitops.plugins.module_utils import fleet_objects as fo
+from ansible_collections.c5c3.gitops.plugins.module_utils import waves
 from ansible_collections.c5c3.gitops.plugins.module_utils.fleet_validate import (
     KNOWN_GROUPS,
     FleetValidationError,
@@ -70,6 +72,7 @@ HOST_VARS = (
     "gitops_kustomization_overrides",
     "gitops_kustomizations_extra",
     "gitops_flux_instance",
+    "gitops_wave",
 )
 
 
@@ -119,6 +122,10 @@ def build_model(inventory, catalog):
             "hub_namespace": hub_namespace if is_hub else (hvars.get("gitops_hub_namespace") or name),
             "kubeconfig_secret": None if is_hub else "%s-kubeconfig" % name,
         }
+        try:
+            cluster["wave"] = waves.parse_wave(hvars.get("gitops_wave"), name)
+        except waves.WaveError as exc:
+            raise FleetValidationError(str(exc))
         cluster.update(_kubeconfig_info(name, info, hvars, require_kubeconfigs))
         comps = _merge_entries(
             _by_name(components_catalog.get(group), "components catalog of group %s" % group),
@@ -386,6 +393,10 @@ def build_fleet(inventory, catalog):
                                   (m["object"].get("metadata") or {}).get("name", "")))
 
     operator = next((c for c in hub["components"] if c["name"] == "flux-operator"), None)
+    try:
+        wave_list = waves.assign_waves({"clusters": clusters, "objects": objects, "manifests": manifests})
+    except waves.WaveError as exc:
+        raise FleetValidationError(str(exc))
     return {
         "hub": {
             "name": hub["name"],
@@ -406,9 +417,11 @@ def build_fleet(inventory, catalog):
                 "kubeconfig_source": c["kubeconfig_source"],
                 "context": c["kubeconfig_context"],
                 "server": c["server"],
+                "wave": c["wave"],
             }
             for c in clusters
         ],
+        "waves": wave_list,
         "objects": objects,
         "secrets": secrets,
         "manifests": manifests,

@@ -172,8 +172,22 @@ def _index(entries, what):
     return out
 
 
+def _is_bootstrap(entry):
+    """Written by Ansible at bootstrap (the FluxInstance): by the entry's writer, or for a previous
+    state without one (objects read back from a cluster) by its stage label."""
+    if "writer" in entry:
+        return entry["writer"] == fo.WRITER_BOOTSTRAP
+    return _labels(entry["object"]).get(fo.LABEL_STAGE) in fo.BOOTSTRAP_STAGES
+
+
+def _previous_entries(previous):
+    return [e for e in previous or [] if not _is_bootstrap(e)]
+
+
 def _new_entries(fleet):
-    return list(fleet.get("objects") or []) + list(fleet.get("manifests") or [])
+    """What the fleet delivers: its objects and manifests except the bootstrap-written ones (the
+    FluxInstance), which Ansible writes before any wave and never are in the tree."""
+    return [e for e in list(fleet.get("objects") or []) + list(fleet.get("manifests") or []) if not _is_bootstrap(e)]
 
 
 def _waves_of_all(previous, new, fleet):
@@ -196,7 +210,7 @@ def plan(previous, fleet):
     """-> [{wave, clusters, added, changed, removed}] in rollout order; the lists hold
     ``{kind, namespace, name, cluster, path}`` sorted by kind, namespace, name. A wave with three
     empty lists is already at target."""
-    old = _index(previous, "previous state")
+    old = _index(_previous_entries(previous), "previous state")
     new = _index(_new_entries(fleet), "fleet")
     waves_of = _waves_of_all(old, new, fleet)
     out = {w["wave"]: dict(w, added=[], changed=[], removed=[]) for w in wave_list(fleet["clusters"])}
@@ -237,11 +251,13 @@ def fleet_after_wave(previous, fleet, wave):
     numbers = wave_numbers(fleet["clusters"])
     if wave not in numbers:
         raise WaveError("wave %r is not a wave of the fleet (waves: %s)" % (wave, ", ".join(str(n) for n in numbers)))
-    old = _index(previous, "previous state")
+    old = _index(_previous_entries(previous), "previous state")
     new = _index(_new_entries(fleet), "fleet")
     new_objects = {_key(e) for e in fleet.get("objects") or []}
     waves_of = _waves_of_all(old, new, fleet)
-    objects, manifests = [], []
+    # Bootstrap-written objects are no part of any wave's delivery: as the fleet has them.
+    objects = [copy.deepcopy(e) for e in fleet.get("objects") or [] if _is_bootstrap(e)]
+    manifests = []
     for ident in sorted(waves_of):
         w = waves_of[ident]
         source = new if w <= wave else old
@@ -254,6 +270,7 @@ def fleet_after_wave(previous, fleet, wave):
         is_object = ident in new_objects if ident in new else (obj.get("kind") in FLUX_KINDS and stage in fo.STAGES)
         if is_object:
             entry["stage"] = stage
+            entry["writer"] = fo.writer(stage)
             objects.append(entry)
         else:
             entry.pop("stage", None)

@@ -144,6 +144,18 @@ def test_previous_state_read_back_from_the_rendered_tree():
     assert render_tree(waves.fleet_after_wave(previous, NEW, 0)) == render_tree(waves.fleet_after_wave(_entries(OLD), NEW, 0))
 
 
+def test_bootstrap_objects_are_in_no_wave_delivery():
+    # The tree (git mode) never holds the FluxInstance: Ansible writes it at bootstrap.
+    previous = waves.entries_from_tree(render_tree(OLD))
+    assert not [e for e in previous if e["object"]["kind"] == "FluxInstance"]
+    assert all(waves.at_target(w) for w in waves.plan(previous, OLD))
+    after0 = waves.fleet_after_wave(previous, NEW, 0)
+    instances = [e for e in after0["objects"] if e["object"]["kind"] == "FluxInstance"]
+    assert [e["writer"] for e in instances] == ["bootstrap"]
+    # entries read back from the tree get the writer of their stage again
+    assert all(e["writer"] == "delivered" for e in after0["objects"] if e["object"]["kind"] != "FluxInstance")
+
+
 def test_component_added_and_removed_in_the_later_wave():
     new = _fleet({"control-plane-eu-2": {"gitops_component_overrides": {"k-orc": {"enabled": False},
                                                                          "cortex-operator": {"enabled": True}}}})

@@ -29,6 +29,7 @@ __metaclass__ = type
 
 import copy
 
+from ansible_collections.c5c3.gitops.plugins.module_utils import c5c3_targets
 from ansible_collections.c5c3.gitops.plugins.module_utils import fleet_helm
 from ansible_collections.c5c3.gitops.plugins.module_utils import fleet_objects as fo
 from ansible_collections.c5c3.gitops.plugins.module_utils import waves
@@ -73,7 +74,7 @@ HOST_VARS = (
     "gitops_kustomizations_extra",
     "gitops_flux_instance",
     "gitops_wave",
-)
+) + c5c3_targets.HOST_VARS
 
 
 def build_model(inventory, catalog):
@@ -385,6 +386,14 @@ def build_fleet(inventory, catalog):
         secret["writer"] = fo.WRITER_BOOTSTRAP
         secrets.insert(0, secret)
 
+    # C5C3's own target-cluster Secrets (c5c3_targets): registration data plus render placeholders.
+    try:
+        c5c3 = c5c3_targets.plan(_by_cluster_name(inventory), clusters, fo.labels, store)
+    except c5c3_targets.TargetError as exc:
+        raise FleetValidationError(str(exc))
+    secrets.extend(c5c3["secrets"])
+    manifests.extend(c5c3["manifests"])
+
     objects.sort(key=fo.sort_key)
     validate_objects([o["object"] for o in objects], model["disabled"])
     sync_spec = instance["spec"].get("sync")
@@ -425,6 +434,7 @@ def build_fleet(inventory, catalog):
         "objects": objects,
         "secrets": secrets,
         "manifests": manifests,
+        "c5c3": c5c3["c5c3"],
         "bootstrap": _bootstrap(operator, sources, hub_ns),
         "sync": {
             "enabled": bool(sync),

@@ -111,8 +111,11 @@ def render_tree(fleet):
         if any(d.startswith(hubdir + "/") for d in dirs):
             dirs.add(hubdir)
     extra = _extra_resources(fleet, dirs)
+    by_dir = {}
+    for p in files:
+        by_dir.setdefault(posixpath.dirname(p), []).append(posixpath.basename(p))
     for d in sorted(dirs):
-        own = sorted(posixpath.basename(p) for p in files if posixpath.dirname(p) == d)
+        own = sorted(by_dir.get(d, []))
         kpath = posixpath.join(d, KUSTOMIZATION)
         if kpath in files:
             raise TreeError("%s is both generated and a manifest" % kpath)

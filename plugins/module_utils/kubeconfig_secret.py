@@ -5,7 +5,7 @@
 
 Order matters and is the point of this module: nothing is written to the hub until the
 kubeconfig has passed ``kubeconfig_check`` (no exec/auth-provider/local files) and has been used
-to reach the spoke. No function here returns or raises with credential text; ``secret_values``
+to reach the spoke (``preflight``: probe, credential hygiene, access reviews). No function here returns or raises with credential text; ``secret_values``
 lists every credential string so the caller can register them as no_log values.
 """
 
@@ -20,10 +20,14 @@ import os
 from ansible_collections.c5c3.gitops.plugins.module_utils.kubeconfig_check import KubeconfigError, check_kubeconfig
 from ansible_collections.c5c3.gitops.plugins.module_utils.apply import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL
 from ansible_collections.c5c3.gitops.plugins.module_utils.kube import client_from_kubeconfig
-from ansible_collections.c5c3.gitops.plugins.module_utils.kube_errors import KubeError
 
 WATCH_LABEL = "reconcile.fluxcd.io/watch"
 SECRET_KEY = "value"
+# C5C3's operators (multicluster-runtime's kubeconfig provider) find target clusters by this.
+MCR_LABEL = "sigs.k8s.io/multicluster-runtime-kubeconfig"
+MCR_KEY = "kubeconfig"
+MCR_NAMESPACES_KEY = "namespaces"
+MCR_NAMESPACE = "c5c3-clusters"
 _CREDENTIAL_KEYS = ("token", "client-key-data", "client-certificate-data", "password", "username")
 
 
@@ -94,6 +98,24 @@ def secret_manifest(cluster, name, namespace, text, extra_labels=None):
     }
 
 
+def mcr_secret_manifest(cluster, name, namespace, text, namespaces=None, extra_labels=None):
+    """The multicluster-runtime form: key ``kubeconfig``, optional comma-separated ``namespaces``."""
+    if isinstance(text, str):
+        text = text.encode("utf-8")
+    labels = {MANAGED_BY: MANAGED_BY_VALUE, STAGE_LABEL: "clusters", CLUSTER_LABEL: cluster, MCR_LABEL: "true"}
+    labels.update(extra_labels or {})
+    data = {MCR_KEY: base64.b64encode(text).decode("ascii")}
+    if namespaces:
+        data[MCR_NAMESPACES_KEY] = base64.b64encode(",".join(namespaces).encode("utf-8")).decode("ascii")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "data": data,
+    }
+
+
 def check(kubeconfig, context, cluster):
     try:
         return check_kubeconfig(kubeconfig, context=context, label="cluster %s kubeconfig" % cluster)
@@ -104,17 +126,3 @@ def check(kubeconfig, context, cluster):
 def spoke_client(kubeconfig, context, timeout, cluster=None):
     """A client for the spoke built from the dict only (no K8S_AUTH_* environment fallbacks)."""
     return client_from_kubeconfig(kubeconfig, context=context, cluster=cluster, timeout=timeout, workers=2)
-
-
-def probe(raw, cluster, server, secrets):
-    """Reach the spoke: GET /version, then list one namespace (credentials valid and authorised).
-
-    The KubeError's message already names the cluster, the URL, what failed (refused, DNS, TLS,
-    401 unauthorized, 403 forbidden, timeout) and what to check.
-    """
-    try:
-        _unused, version = raw.request("GET", "/version")
-        raw.request("GET", "/api/v1/namespaces", {"limit": 1})
-    except KubeError as exc:
-        raise KubeconfigSecretError(scrub(str(exc), secrets))
-    return version.get("gitVersion")

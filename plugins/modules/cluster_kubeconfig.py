@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Reads a spoke's kubeconfig (O(kubeconfig_path) or O(kubeconfig_content)), refuses what Flux
     cannot use from a Secret (exec plugins, auth-providers, files referenced by path), connects
-    to the spoke with it (C(GET /version) and a namespace list) and only then writes the Secret
+    to the spoke with it (C(GET /version), SelfSubjectAccessReviews) and only then writes the Secret
     C(<cluster>-kubeconfig) (key C(value)) into the cluster's hub namespace on the hub,
     creating the namespace if needed.
   - The Secret carries C(reconcile.fluxcd.io/watch=Enabled), so Flux reconciles the objects
@@ -76,6 +76,41 @@ options:
     description: Timeout in seconds of each request to the spoke.
     type: int
     default: 10
+  check_access:
+    description:
+      - With O(verify_spoke), ask the spoke with SelfSubjectAccessReviews whether the credential may
+        do what Flux needs there (namespaces, CRDs, workloads, RBAC; see M(c5c3.gitops.cluster_preflight)).
+    type: bool
+    default: true
+  expiry_warning_days:
+    description: Warn when the spoke's client certificate or JWT token expires within this many days; an expired one fails.
+    type: int
+    default: 30
+  manage_namespaces:
+    description:
+      - Apply each cluster's hub namespace with the ownership labels (C(gitops.c5c3.io/stage=clusters),
+        C(gitops.c5c3.io/cluster)), so that M(c5c3.gitops.cluster_prune) removes it when the cluster
+        leaves. A namespace shared by clusters, and system namespaces (C(flux-system), C(kube-*),
+        C(default)), are left bare. Off, the namespace is created bare when missing.
+    type: bool
+    default: true
+  secret_format:
+    description:
+      - V(flux) - the Secret Flux reads on the hub, C(<cluster>-kubeconfig) with key C(value) in the
+        cluster's hub namespace.
+      - V(multicluster-runtime) - the Secret through which C5C3's operators find their target
+        clusters (multicluster-runtime's kubeconfig provider) - named after the cluster, in
+        O(namespace) (default C(c5c3-clusters)), label C(sigs.k8s.io/multicluster-runtime-kubeconfig=true),
+        key C(kubeconfig) and, with O(allowed_namespaces) (or a C(namespaces) list on an item of O(clusters)),
+        key C(namespaces) (comma-separated). Written where the connection options point (the cluster
+        running the C5C3 operators).
+    type: str
+    choices: [flux, multicluster-runtime]
+    default: flux
+  allowed_namespaces:
+    description: With O(secret_format=multicluster-runtime), the namespaces the operators may use on the target (key C(namespaces)).
+    type: list
+    elements: str
   labels:
     description: Extra labels on the Secret.
     type: dict
@@ -146,7 +181,9 @@ checksum:
 
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.c5c3.gitops.plugins.module_utils import cluster_prune as cp
 from ansible_collections.c5c3.gitops.plugins.module_utils import kubeconfig_secret as ks
+from ansible_collections.c5c3.gitops.plugins.module_utils import preflight as pf
 from ansible_collections.c5c3.gitops.plugins.module_utils.apply import Applier, ApplyError
 from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC
 from ansible_collections.c5c3.gitops.plugins.module_utils.kube_errors import KubeError
@@ -170,34 +207,25 @@ def argspec():
         spoke_context=dict(type="str"),
         verify_spoke=dict(type="bool", default=True),
         spoke_timeout=dict(type="int", default=10),
+        check_access=dict(type="bool", default=True),
+        expiry_warning_days=dict(type="int", default=30),
         labels=dict(type="dict", default={}),
+        manage_namespaces=dict(type="bool", default=True),
+        secret_format=dict(type="str", choices=["flux", "multicluster-runtime"], default="flux"),
+        allowed_namespaces=dict(type="list", elements="str"),
         field_manager=dict(type="str", default="c5c3.gitops"),
     )
     return spec
 
 
-def _read(cluster, path, content):
-    if path:
-        try:
-            with open(path, "rb") as handle:
-                return handle.read()
-        except (IOError, OSError) as exc:
-            raise ks.KubeconfigSecretError("cluster %s: cannot read kubeconfig %s: %s" % (cluster, path, exc.strerror))
-    if isinstance(content, dict):
-        import yaml
-        return yaml.safe_dump(content, default_flow_style=False)
-    if not content:
-        raise ks.KubeconfigSecretError("cluster %s: no kubeconfig (path or content)" % cluster)
-    return content
-
-
 def _requests(module):
     """One request per cluster: from the single-cluster options or from ``clusters``."""
     p = module.params
+    mcr = p["secret_format"] == "multicluster-runtime"
     if p["cluster"]:
         items = [dict(name=p["cluster"], namespace=p["namespace"], secret_name=p["secret_name"],
                       path=p["kubeconfig_path"], content=p["kubeconfig_content"], context=p["spoke_context"],
-                      labels=p["labels"])]
+                      labels=p["labels"], namespaces=p["allowed_namespaces"])]
     else:
         contents = p["kubeconfig_contents"] or {}
         base = p["kubeconfig_base_dir"]
@@ -206,45 +234,49 @@ def _requests(module):
             path = c.get("kubeconfig") if c["name"] not in contents else None
             if path:
                 path = ks.resolve_path(path, base)
-            items.append(dict(name=c["name"], namespace=c.get("hub_namespace") or c.get("namespace"),
-                              secret_name=c.get("kubeconfig_secret") or c.get("secret_name"), path=path,
+            if mcr:  # one namespace for every target; the Secret is named after the cluster
+                namespace, secret_name = p["namespace"], c.get("secret_name")
+            else:
+                namespace = c.get("hub_namespace") or c.get("namespace")
+                secret_name = c.get("kubeconfig_secret") or c.get("secret_name")
+            items.append(dict(name=c["name"], namespace=namespace, secret_name=secret_name, path=path,
                               content=contents.get(c["name"]), context=c.get("context"),
-                              labels=dict(p["labels"], **(c.get("labels") or {}))))
+                              labels=dict(p["labels"], **(c.get("labels") or {})),
+                              namespaces=c.get("namespaces") if c.get("namespaces") is not None else p["allowed_namespaces"]))
     for item in items:
-        item["namespace"] = item["namespace"] or item["name"]
-        item["secret_name"] = item["secret_name"] or "%s-kubeconfig" % item["name"]
+        item["namespace"] = item["namespace"] or (ks.MCR_NAMESPACE if mcr else item["name"])
+        item["secret_name"] = item["secret_name"] or (item["name"] if mcr else "%s-kubeconfig" % item["name"])
     return items
 
 
-def _prepare(module, item):
+def _prepare(module, item, check):
     """Read, check and (optionally) probe one spoke; returns what the write needs. No writes."""
-    p = module.params
     cluster = item["name"]
-    text = _read(cluster, item["path"], item["content"])
+    text = pf.read_kubeconfig(cluster, item["path"], item["content"])
+    if isinstance(text, dict):
+        import yaml
+        text = yaml.safe_dump(text, default_flow_style=False)
     module.no_log_values.add(text.decode("utf-8", "replace") if isinstance(text, bytes) else text)
     kubeconfig = ks.load(text, "cluster %s kubeconfig" % cluster)
     secrets = ks.secret_values(kubeconfig if isinstance(kubeconfig, dict) else {})
     module.no_log_values.update(secrets)  # Ansible masks these in anything we return
-    info = ks.check(kubeconfig, item["context"], cluster)
-    spoke = dict(server=info["server"], auth=info["auth"], context=info["context"], version=None)
-    if p["verify_spoke"]:
-        try:
-            raw = ks.spoke_client(kubeconfig, info["context"], p["spoke_timeout"], cluster=cluster)
-        except KubeError as exc:
-            raise ks.KubeconfigSecretError("cluster %s: the kubeconfig cannot be used: %s" % (cluster, ks.scrub(str(exc), secrets)))
-        try:
-            spoke["version"] = ks.probe(raw, cluster, info["server"], secrets)
-        finally:
-            raw.close()
+    found = check.one(dict(name=cluster, role="spoke", context=item["context"], path=None, content=kubeconfig))
+    if found["errors"]:
+        raise ks.KubeconfigSecretError("; ".join(found["errors"]))
+    for warning in found["warnings"]:
+        module.warn(warning)
+    spoke = dict(server=found["server"], auth=found["auth"], context=found["context"], version=found["version"])
     return dict(item, text=text, secrets=secrets, spoke=spoke)
 
 
 def run(module):
     p = module.params
     items = _requests(module)
+    check = pf.Check(ks.spoke_client, warn_days=p["expiry_warning_days"], check_access=p["check_access"],
+                     probe=p["verify_spoke"], timeout=p["spoke_timeout"], workers=1)
     # Every spoke is read, checked and reached before the first write on the hub.
     with ThreadPoolExecutor(max_workers=max(1, min(p["workers"], len(items)))) as pool:
-        futures = [pool.submit(_prepare, module, item) for item in items]
+        futures = [pool.submit(_prepare, module, item, check) for item in items]
     errors, ready = [], []
     for future in futures:
         try:
@@ -254,7 +286,15 @@ def run(module):
     if errors:
         raise ks.KubeconfigSecretError("; ".join(errors) + " (nothing was written)")
 
-    manifests = [ks.secret_manifest(r["name"], r["secret_name"], r["namespace"], r["text"], r["labels"]) for r in ready]
+    if p["secret_format"] == "multicluster-runtime":
+        manifests = [ks.mcr_secret_manifest(r["name"], r["secret_name"], r["namespace"], r["text"], r["namespaces"], r["labels"])
+                     for r in ready]
+    else:
+        manifests = [ks.secret_manifest(r["name"], r["secret_name"], r["namespace"], r["text"], r["labels"]) for r in ready]
+    if p["manage_namespaces"] and p["secret_format"] == "flux":
+        # The hub namespaces carry the ownership labels, so cluster_prune can remove them once
+        # their cluster leaves the fleet (shared and system namespaces stay bare, never pruned).
+        manifests = cp.namespace_manifests(ready) + manifests
     applier = Applier(module.client(workers=p["workers"]), field_manager=p["field_manager"], force_conflicts=True,
                       workers=p["workers"], check_mode=module.check_mode, diff=module._diff)
     all_secrets = set().union(*[r["secrets"] for r in ready]) if ready else set()
@@ -263,9 +303,12 @@ def run(module):
     except (ApplyError, KubeError) as exc:
         raise ks.KubeconfigSecretError("writing kubeconfig Secrets on the hub failed: %s" % ks.scrub(str(exc), all_secrets))
     per = []
-    for r, applied in zip(ready, result["applied"]):
+    by_secret = dict(((a["namespace"], a["name"]), a) for a in result["applied"] if a["kind"] == "Secret")
+    for r in ready:
+        applied = by_secret[(r["namespace"], r["secret_name"])]
         per.append(dict(cluster=r["name"], changed=applied["changed"], created=applied["created"],
-                        secret=dict(name=r["secret_name"], namespace=r["namespace"], key=ks.SECRET_KEY),
+                        secret=dict(name=r["secret_name"], namespace=r["namespace"],
+                                    key=ks.MCR_KEY if p["secret_format"] == "multicluster-runtime" else ks.SECRET_KEY),
                         spoke=r["spoke"], checksum=ks.checksum(r["text"])))
     out = dict(changed=result["changed"], clusters=per)
     if p["cluster"]:

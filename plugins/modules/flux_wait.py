@@ -194,11 +194,20 @@ relists:
   description: Re-LISTs after an expired watch (410 Gone).
   returned: always
   type: int
+figures:
+  description: "For people - C(ready), C(total), C(elapsed), C(outcome), the C(slowest) objects, C(waiting_for)
+    (not ready ones) and one C(line) saying it all."
+  returned: always
+  type: dict
+  sample: {ready: 12, total: 12, elapsed: 8.2, outcome: ready, waiting_for: [],
+           slowest: [{object: HelmRelease control-plane/nova-operator, ready_after: 8.1}],
+           line: "12 of 12 ready in 8.2s; slowest: HelmRelease control-plane/nova-operator 8.1s"}
 """
 
 from ansible_collections.c5c3.gitops.plugins.module_utils.k8s_client import K8S_AUTH_ARGSPEC
 from ansible_collections.c5c3.gitops.plugins.module_utils.kube_module import KubeModule, ModuleFailed
 from ansible_collections.c5c3.gitops.plugins.module_utils.waiter import WaitError, Waiter, normalize_objects
+from ansible_collections.c5c3.gitops.plugins.module_utils.wait_summary import figures
 
 
 def argspec():
@@ -222,6 +231,7 @@ def wait(module):
         missing_grace=p["missing_grace"], fail_fast=p["fail_fast"], once=module.check_mode,
         revision=p["revision"])
     ok = result.pop("ok")
+    result["figures"] = figures(result)
     message = result.pop("message")
     if ok or module.check_mode:
         return dict(result, changed=False, msg=message)

@@ -16,6 +16,7 @@ Kustomization entries and the chart sources; host/group vars override them per c
 - ``gitops_kubeconfig`` (path) or ``gitops_kubeconfig_content`` (vault; string or dict),
   ``gitops_kubeconfig_context``
 - ``gitops_flux_instance`` (on the hub): deep-merged over the FluxInstance settings
+- ``gitops_wave``: the cluster's rollout wave (whole number, default 0; module_utils/waves.py)
 
 ``build_fleet`` is the entry point: model -> validate -> objects -> validate -> fleet data
 (docs/architecture.md, docs/fleet-model.md). It never copies a secret value into its result.
@@ -31,6 +32,7 @@ import copy
 from ansible_collections.c5c3.gitops.plugins.module_utils import c5c3_targets
 from ansible_collections.c5c3.gitops.plugins.module_utils import fleet_helm
 from ansible_collections.c5c3.gitops.plugins.module_utils import fleet_objects as fo
+from ansible_collections.c5c3.gitops.plugins.module_utils import waves
 from ansible_collections.c5c3.gitops.plugins.module_utils.fleet_validate import (
     KNOWN_GROUPS,
     FleetValidationError,
@@ -71,6 +73,7 @@ HOST_VARS = (
     "gitops_kustomization_overrides",
     "gitops_kustomizations_extra",
     "gitops_flux_instance",
+    "gitops_wave",
 ) + c5c3_targets.HOST_VARS
 
 
@@ -120,6 +123,10 @@ def build_model(inventory, catalog):
             "hub_namespace": hub_namespace if is_hub else (hvars.get("gitops_hub_namespace") or name),
             "kubeconfig_secret": None if is_hub else "%s-kubeconfig" % name,
         }
+        try:
+            cluster["wave"] = waves.parse_wave(hvars.get("gitops_wave"), name)
+        except waves.WaveError as exc:
+            raise FleetValidationError(str(exc))
         cluster.update(_kubeconfig_info(name, info, hvars, require_kubeconfigs))
         comps = _merge_entries(
             _by_name(components_catalog.get(group), "components catalog of group %s" % group),
@@ -395,6 +402,10 @@ def build_fleet(inventory, catalog):
                                   (m["object"].get("metadata") or {}).get("name", "")))
 
     operator = next((c for c in hub["components"] if c["name"] == "flux-operator"), None)
+    try:
+        wave_list = waves.assign_waves({"clusters": clusters, "objects": objects, "manifests": manifests})
+    except waves.WaveError as exc:
+        raise FleetValidationError(str(exc))
     return {
         "hub": {
             "name": hub["name"],
@@ -415,9 +426,11 @@ def build_fleet(inventory, catalog):
                 "kubeconfig_source": c["kubeconfig_source"],
                 "context": c["kubeconfig_context"],
                 "server": c["server"],
+                "wave": c["wave"],
             }
             for c in clusters
         ],
+        "waves": wave_list,
         "objects": objects,
         "secrets": secrets,
         "manifests": manifests,

@@ -78,6 +78,7 @@ def test_keystone_release_matches_design(catalog):
         "app.kubernetes.io/managed-by": "c5c3.gitops",
         "gitops.c5c3.io/stage": "services",
         "gitops.c5c3.io/cluster": "control-plane",
+        "gitops.c5c3.io/wave": "0",
     }
     spec = obj["spec"]
     assert spec["chart"]["spec"] == {

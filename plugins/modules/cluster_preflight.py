@@ -25,6 +25,8 @@ description:
 author:
   - c5c3.gitops developers (@c5c3)
 extends_documentation_fragment:
+  - c5c3.gitops.attributes
+  - c5c3.gitops.attributes.k8s_group
   - c5c3.gitops.k8s_auth
 options:
   clusters:
@@ -82,16 +84,9 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details: The module never writes; it runs the same in check mode.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-  action_group:
-    support: full
-    description: Use C(group/c5c3.gitops.k8s) in C(module_defaults) to set defaults for this module.
-    membership:
-      - c5c3.gitops.k8s
 """
 
 EXAMPLES = r"""

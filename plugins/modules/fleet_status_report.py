@@ -48,14 +48,14 @@ options:
     description: Fail (after writing) when anything is not ready, a cluster is unreachable or a credential expires soon.
     type: bool
     default: false
+extends_documentation_fragment:
+  - c5c3.gitops.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Renders everything and reports what would change; writes nothing.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 seealso:
   - module: c5c3.gitops.fleet_status_info
 """

@@ -26,6 +26,8 @@ description:
 author:
   - c5c3.gitops developers (@c5c3)
 extends_documentation_fragment:
+  - c5c3.gitops.attributes
+  - c5c3.gitops.attributes.k8s_group
   - c5c3.gitops.k8s_auth
 options:
   objects:
@@ -89,17 +91,10 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Server-side apply with C(dryRun=All); the result is compared with the live object. Nothing is written.
   diff_mode:
     support: full
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     details: Labels, annotations and spec of each changed or pruned object; Secret values redacted to a hash.
-  action_group:
-    support: full
-    description: Use C(group/c5c3.gitops.k8s) in C(module_defaults) to set defaults for this module.
-    membership:
-      - c5c3.gitops.k8s
 notes:
   - Talks to the API with raw server-side apply PATCH requests from a thread pool; kinds resolve
     through a built-in table (Flux, Flux Operator, core kinds) or the object's C(apiVersion).

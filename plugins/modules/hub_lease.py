@@ -24,6 +24,8 @@ description:
 author:
   - c5c3.gitops developers (@c5c3)
 extends_documentation_fragment:
+  - c5c3.gitops.attributes
+  - c5c3.gitops.attributes.k8s_group
   - c5c3.gitops.k8s_auth
 options:
   state:
@@ -66,16 +68,9 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Reads the Lease and warns when another run holds it; writes nothing.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-  action_group:
-    support: full
-    description: Use C(group/c5c3.gitops.k8s) in C(module_defaults) to set defaults for this module.
-    membership:
-      - c5c3.gitops.k8s
 """
 
 EXAMPLES = r"""

@@ -6,7 +6,7 @@
 ``publish()`` takes the tree as data ({relative path: text}, the render sink's output or any
 part of it), so a caller can publish a partial tree (one rollout wave) as well as the whole
 fleet. One attempt is: look up the remote ref, fetch it into a private repository, check out
-its head, plan the tree onto it with the render sink's manifest rules (render_sink.py: only
+its head, plan the tree onto it with the render sink's manifest rules (gitops_writer.py: only
 files the collection wrote are changed or removed; a foreign file in the way is an error),
 commit, push without force. A push that loses a race re-fetches and plans again on the new
 head, a bounded number of times. Nothing reaches the remote except by that one push, so a
@@ -29,7 +29,7 @@ import shutil
 import stat
 import tempfile
 
-from ansible_collections.c5c3.gitops.plugins.module_utils import render_sink
+from ansible_collections.c5c3.gitops.plugins.module_utils import gitops_writer
 
 try:
     import yaml
@@ -277,17 +277,17 @@ def _ensure_repo(git):
 
 
 def _plan(tree, wt, prune):
-    foreign = render_sink.foreign(tree, wt)
-    if foreign:
+    """The render sink's plan on the working tree (gitops_writer: manifest with hashes, no writes
+    through links); a file the collection did not write is an error naming it, never overwritten."""
+    try:
+        return gitops_writer.plan(tree, wt, prune=prune)
+    except gitops_writer.ForeignFilesError as exc:
         raise PublishError(
-            "the sync repository already holds %s, which c5c3.gitops did not write (not in %s) and would "
-            "overwrite; move or delete %s in the repository, or change the fleet"
-            % (", ".join(foreign), render_sink.MANIFEST, "it" if len(foreign) == 1 else "them"))
-    created, updated, removed, diffs = render_sink.plan(tree, wt, prune=prune)
-    manifest_files = sorted(tree) if prune else sorted(set(render_sink.owned(wt)) | set(tree))
-    manifest = render_sink.manifest_bytes(manifest_files)
-    changed = bool(created or updated or removed) or render_sink.read_file(os.path.join(wt, render_sink.MANIFEST)) != manifest
-    return created, updated, removed, diffs, manifest_files, changed
+            "the sync repository already holds %s, which c5c3.gitops did not write (not in %s, or edited by hand "
+            "since it was published) and would overwrite or remove; move or delete %s in the repository, or "
+            "change the fleet" % (", ".join(exc.files), gitops_writer.MANIFEST, "it" if len(exc.files) == 1 else "them"))
+    except gitops_writer.RenderError as exc:
+        raise PublishError("the sync repository cannot take the tree: %s" % exc)
 
 
 def publish(run, url, ref, tree, workdir, author, committer=None, title="c5c3.gitops: publish the fleet",
@@ -297,7 +297,8 @@ def publish(run, url, ref, tree, workdir, author, committer=None, title="c5c3.gi
 
     author/committer: {"name", "email"}. ``check``: plan only (fetches, never commits or pushes).
     """
-    bad = render_sink.unsafe_paths(tree)
+    bad = sorted(set(gitops_writer.reserved_paths(tree)) | set(
+        rel for rel in tree if not rel or rel.startswith("/") or ".." in rel.split("/") or "" in rel.split("/")))
     if bad:
         raise PublishError("tree paths outside the repository or reserved: %s" % ", ".join(bad))
     if not tree:
@@ -317,9 +318,9 @@ def publish(run, url, ref, tree, workdir, author, committer=None, title="c5c3.gi
             attempts += 1
             base = _remote_head(repo, target)
             _checkout(repo, url, target, base)
-            created, updated, removed, diffs, manifest_files, changed = _plan(tree, workdir, prune)
-            before = dict((p, render_sink.read_file(os.path.join(workdir, p)).decode("utf-8", "replace"))
-                          for p in updated + removed)
+            plan = _plan(tree, workdir, prune)
+            created, updated, removed, diffs, changed = (plan[k] for k in ("created", "updated", "removed", "diffs", "changed"))
+            before = dict((d["before_header"], d["before"]) for d in diffs if d["before_header"] != "/dev/null")
             after = dict((p, tree[p]) for p in created + updated)
             changes = object_changes(before, after)
             message = commit_message(title, changes, created, updated, removed)
@@ -337,7 +338,7 @@ def publish(run, url, ref, tree, workdir, author, committer=None, title="c5c3.gi
                     result["commit"] = None
                     result["revision"] = None
                 return result
-            render_sink.apply_plan(tree, workdir, created, updated, removed, manifest_files=manifest_files)
+            gitops_writer.apply(tree, plan)
             repo.run("add", "--all", "--", ".", what="cannot stage the tree")
             repo.run("commit", "--quiet", "--no-verify", "--allow-empty-message", "-F", "-", data=message,
                      what="cannot commit the tree")

@@ -35,6 +35,14 @@ class RenderError(Exception):
     """The tree cannot be written safely; nothing has been written."""
 
 
+class ForeignFilesError(RenderError):
+    """Files at generated paths that the collection did not write (``files``)."""
+
+    def __init__(self, message, files):
+        super(ForeignFilesError, self).__init__(message)
+        self.files = files
+
+
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
@@ -90,9 +98,11 @@ def load_manifest(root):
     return out
 
 
-def manifest_bytes(tree):
-    hashes = dict((rel, sha256(text.encode("utf-8"))) for rel, text in sorted(tree.items()))
-    doc = {"generator": GENERATOR, "files": sorted(tree), "sha256": hashes}
+def manifest_bytes(tree, kept=None):
+    """The manifest of ``tree``, plus ``kept`` {rel: sha256} of owned files a partial tree leaves."""
+    hashes = dict(kept or {})
+    hashes.update((rel, sha256(text.encode("utf-8"))) for rel, text in sorted(tree.items()))
+    doc = {"generator": GENERATOR, "files": sorted(hashes), "sha256": dict((k, v) for k, v in hashes.items() if v)}
     return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8")
 
 
@@ -104,9 +114,19 @@ def _owned(manifest, rel, current):
     return recorded is None or recorded == sha256(current)
 
 
-def plan(tree, dest, force=False):
-    """-> dict(created, updated, removed, diffs, changed); touches nothing. Raises RenderError."""
+def reserved_paths(tree):
+    """Paths no tree may hold: the manifest itself and anything under a ``.git`` directory."""
+    return sorted(rel for rel in tree if rel == MANIFEST or ".git" in rel.split("/"))
+
+
+def plan(tree, dest, force=False, prune=True):
+    """-> dict(created, updated, removed, diffs, changed); touches nothing. Raises RenderError.
+
+    With ``prune=False`` (a part of the tree) owned files missing from ``tree`` stay, and stay owned."""
     root = real_dest(dest)
+    reserved = reserved_paths(tree)
+    if reserved:
+        raise RenderError("refusing reserved path(s) in the tree: %s" % ", ".join(reserved))
     if os.path.exists(root) and not os.path.isdir(root):
         raise RenderError("dest %s exists and is not a directory" % dest)
     check_path(root, MANIFEST)
@@ -128,9 +148,13 @@ def plan(tree, dest, force=False):
             "before": old.decode("utf-8", "replace") if old is not None else "",
             "after": text,
         })
-    removed = []
+    removed, kept = [], {}
     for rel in sorted(manifest):
         if rel in tree:
+            continue
+        if not prune:
+            if os.path.lexists(os.path.join(root, rel)):
+                kept[rel] = manifest[rel]
             continue
         try:
             check_path(root, rel)
@@ -145,11 +169,11 @@ def plan(tree, dest, force=False):
         removed.append(rel)
         diffs.append({"before_header": rel, "after_header": "/dev/null", "before": old.decode("utf-8", "replace"), "after": ""})
     if foreign:
-        raise RenderError(
+        raise ForeignFilesError(
             "refusing to overwrite or remove %d file(s) the collection did not write (hand-written, or edited "
             "since the last render; nothing was written): %s. Move them away, or set force to replace them"
-            % (len(foreign), ", ".join(sorted(foreign)[:20])))
-    manifest_new = manifest_bytes(tree)
+            % (len(foreign), ", ".join(sorted(foreign)[:20])), sorted(foreign))
+    manifest_new = manifest_bytes(tree, kept)
     changed = bool(created or updated or removed) or _read(os.path.join(root, MANIFEST)) != manifest_new
     return {"created": created, "updated": updated, "removed": removed, "diffs": diffs, "changed": changed,
             "root": root, "manifest": manifest_new}

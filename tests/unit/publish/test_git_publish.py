@@ -1,12 +1,13 @@
 """The publish sink against real local bare repositories (file://), git CLI as in production."""
 import os
+import re
 import stat
 import subprocess
 
 import pytest
 
 from ansible_collections.c5c3.gitops.plugins.module_utils import git_publish as gp
-from ansible_collections.c5c3.gitops.plugins.module_utils.render_sink import MANIFEST
+from ansible_collections.c5c3.gitops.plugins.module_utils.gitops_writer import MANIFEST
 
 AUTHOR = {"name": "c5c3 bot", "email": "bot@example.invalid"}
 HR = """apiVersion: helm.toolkit.fluxcd.io/v2
@@ -160,6 +161,18 @@ def test_foreign_file_in_the_way_is_an_error_naming_it_and_nothing_is_pushed(rem
         publish(remote, tree(extra={"apps/new.yaml": "generated: true\n"}), tmp_path, run=run)
     assert log(remote)[0].split()[0] == head
     assert "push" not in run.subcommands()
+
+
+def test_published_file_edited_by_hand_in_the_repository_is_not_overwritten(remote, tmp_path):
+    # the manifest records what the collection wrote (SHA-256): a human commit that edits a
+    # generated file makes it foreign, as in the render sink; the next publish names it
+    first = tree()
+    publish(remote, first, tmp_path)
+    path = sorted(first)[0]
+    head = human_commit(remote, tmp_path, {path: first[path] + "# edited by hand\n"})
+    with pytest.raises(gp.PublishError, match=r"%s, which c5c3.gitops did not write" % re.escape(path)):
+        publish(remote, tree(version="2.0.0"), tmp_path)
+    assert log(remote)[0].split()[0] == head
 
 
 def test_lost_push_race_is_retried_on_the_new_head_without_force(remote, tmp_path):

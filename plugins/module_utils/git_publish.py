@@ -290,21 +290,30 @@ def _plan(tree, wt, prune):
         raise PublishError("the sync repository cannot take the tree: %s" % exc)
 
 
-def publish(run, url, ref, tree, workdir, author, committer=None, title="c5c3.gitops: publish the fleet",
-            prune=True, check=False, retries=3, ssh_key=None, known_hosts=None, token=None, username=None,
-            git="git", diff=False):
-    """Publish ``tree`` to ``ref`` of ``url``; see the module docstring. -> result dict.
-
-    author/committer: {"name", "email"}. ``check``: plan only (fetches, never commits or pushes).
-    """
+def _check_tree(tree):
     bad = sorted(set(gitops_writer.reserved_paths(tree)) | set(
         rel for rel in tree if not rel or rel.startswith("/") or ".." in rel.split("/") or "" in rel.split("/")))
     if bad:
         raise PublishError("tree paths outside the repository or reserved: %s" % ", ".join(bad))
     if not tree:
         raise PublishError("the tree to publish is empty (refusing to empty the sync repository)")
+
+
+def publish(run, url, ref, tree, workdir, author, committer=None, title="c5c3.gitops: publish the fleet",
+            prune=True, check=False, retries=3, ssh_key=None, known_hosts=None, token=None, username=None,
+            git="git", diff=False):
+    """Publish ``tree`` to ``ref`` of ``url``; see the module docstring. -> result dict.
+
+    ``tree`` is {path: text}, or a function called on every attempt with what the collection wrote
+    at the remote's head ({path: text}) that returns the tree to publish on it (a rollout wave:
+    waves up to N at the new content, later waves as the head has them).
+    author/committer: {"name", "email"}. ``check``: plan only (fetches, never commits or pushes).
+    """
+    if not callable(tree):
+        _check_tree(tree)
     committer = committer or author
     target = full_ref(ref)
+    tree_for = tree
     with Credentials(url, ssh_key=ssh_key, known_hosts=known_hosts, token=token, username=username) as cred:
         env = dict(cred.env)
         env.update({
@@ -318,6 +327,9 @@ def publish(run, url, ref, tree, workdir, author, committer=None, title="c5c3.gi
             attempts += 1
             base = _remote_head(repo, target)
             _checkout(repo, url, target, base)
+            if callable(tree_for):
+                tree = tree_for(gitops_writer.read_owned_tree(workdir))
+                _check_tree(tree)
             plan = _plan(tree, workdir, prune)
             created, updated, removed, diffs, changed = (plan[k] for k in ("created", "updated", "removed", "diffs", "changed"))
             before = dict((d["before_header"], d["before"]) for d in diffs if d["before_header"] != "/dev/null")

@@ -98,6 +98,22 @@ def load_manifest(root):
     return out
 
 
+def read_owned_tree(root):
+    """{path: text} of the files the collection wrote into ``root`` (its manifest; listed files that
+    are gone, links, and paths leaving ``root`` are left out); {} without a manifest."""
+    root = real_dest(root)
+    out = {}
+    for rel in sorted(load_manifest(root)):
+        try:
+            check_path(root, rel)
+        except RenderError:
+            continue
+        data = _read(os.path.join(root, rel))
+        if data is not None:
+            out[rel] = data.decode("utf-8", "replace")
+    return out
+
+
 def manifest_bytes(tree, kept=None):
     """The manifest of ``tree``, plus ``kept`` {rel: sha256} of owned files a partial tree leaves."""
     hashes = dict(kept or {})

@@ -291,3 +291,15 @@ def fleet_after_wave(previous, fleet, wave):
     ]
     out["rollout"] = {"after_wave": wave, "waves": plan(previous, fleet)}
     return out
+
+
+def tree_after_wave(fleet, wave, render, into):
+    """For git_publish.publish: a function of the files the collection wrote at the branch's head
+    ({path: text}) that returns the tree after ``wave`` (``render``: gitops_tree.render_tree) and
+    keeps the fleet it rendered in ``into["fleet"]``. A wave the fleet does not have fails now."""
+    fleet_after_wave([], fleet, wave)
+
+    def tree_for(head_files):
+        into["fleet"] = fleet_after_wave(entries_from_tree(head_files), fleet, wave)
+        return render(into["fleet"])
+    return tree_for

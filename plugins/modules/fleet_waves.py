@@ -105,35 +105,9 @@ pending:
   elements: int
 """
 
-import json
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.c5c3.gitops.plugins.module_utils import waves
-
-RENDER_MANIFEST = ".c5c3-gitops-render.json"
-
-
-def _read_tree(root):
-    """{path: text} of the files a render wrote into ``root`` (its manifest); {} without one."""
-    try:
-        with open(os.path.join(root, RENDER_MANIFEST), "rb") as handle:
-            files = json.loads(handle.read().decode("utf-8")).get("files") or []
-    except (IOError, OSError):
-        return {}
-    except (ValueError, AttributeError) as exc:
-        raise waves.WaveError("%s/%s is not a render manifest: %s" % (root, RENDER_MANIFEST, exc))
-    out = {}
-    for rel in files:
-        if not isinstance(rel, str) or os.path.isabs(rel) or ".." in rel.split("/"):
-            continue
-        try:
-            with open(os.path.join(root, rel), "rb") as handle:
-                out[rel] = handle.read().decode("utf-8")
-        except (IOError, OSError):
-            continue  # listed but gone: not part of the previous state
-    return out
+from ansible_collections.c5c3.gitops.plugins.module_utils import gitops_writer, waves
 
 
 def main():
@@ -156,7 +130,7 @@ def main():
         elif params["previous_files"] is not None:
             previous = waves.entries_from_tree(params["previous_files"])
         elif params["previous_dir"]:
-            previous = waves.entries_from_tree(_read_tree(params["previous_dir"]))
+            previous = waves.entries_from_tree(gitops_writer.read_owned_tree(params["previous_dir"]))
         else:
             previous = []
         plan = waves.plan(previous, fleet)

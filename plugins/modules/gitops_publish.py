@@ -51,6 +51,14 @@ options:
       - "An explicit tree to publish instead of the whole fleet, C({relative path: file text}), for
         example one rollout wave. Use O(prune=false) for a part of the tree."
     type: dict
+  wave:
+    description:
+      - Publish the fleet as it is after this rollout wave (needs O(fleet)) - clusters of waves up
+        to O(wave) at the fleet's content, clusters of later waves as the files the collection
+        wrote at the branch's head have them (M(c5c3.gitops.fleet_waves) plans the same). One
+        commit per wave; RV(fleet) is that fleet, to gate on.
+      - Omitted - the whole fleet.
+    type: int
   url:
     description: Repository URL (C(ssh://), C(user@host:path), C(https://) or C(file://)). Default from the fleet.
     type: str
@@ -173,6 +181,14 @@ attempts:
   description: Push attempts (more than 1 after a lost race).
   returned: always
   type: int
+fleet:
+  description: With O(wave) - the fleet as published (after that wave), shaped as the model's fleet.
+  returned: when O(wave) is set
+  type: dict
+wave:
+  description: With O(wave) - the wave published.
+  returned: when O(wave) is set
+  type: int
 """
 
 import shutil
@@ -181,6 +197,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.c5c3.gitops.plugins.module_utils import waves
 from ansible_collections.c5c3.gitops.plugins.module_utils.git_publish import PublishError, publish, sync_target
 from ansible_collections.c5c3.gitops.plugins.module_utils.gitops_tree import HAS_YAML, TreeError, render_tree
 
@@ -190,6 +207,7 @@ def main():
         argument_spec=dict(
             fleet=dict(type="dict"),
             tree=dict(type="dict"),
+            wave=dict(type="int"),
             url=dict(type="str"),
             ref=dict(type="str"),
             ssh_key=dict(type="str", no_log=True),
@@ -207,6 +225,7 @@ def main():
             git_binary=dict(type="path", default="git"),
         ),
         required_one_of=[("fleet", "tree")],
+        mutually_exclusive=[("tree", "wave")],
         supports_check_mode=True,
     )
     if not HAS_YAML:
@@ -221,9 +240,15 @@ def main():
             url, ref = url or fleet_url, ref or fleet_ref
         if not url:
             module.fail_json(msg="no repository to publish to: pass url (or fleet with a FluxInstance spec.sync)")
-        tree = p["tree"] if p["tree"] is not None else render_tree(p["fleet"])
-        tree = dict((str(k), str(v)) for k, v in tree.items())
-    except (PublishError, TreeError, KeyError, TypeError) as exc:
+        after = {}
+        if p["wave"] is not None:
+            if p["fleet"] is None:
+                module.fail_json(msg="wave needs fleet")
+            tree = waves.tree_after_wave(p["fleet"], p["wave"], render_tree, after)
+        else:
+            tree = p["tree"] if p["tree"] is not None else render_tree(p["fleet"])
+            tree = dict((str(k), str(v)) for k, v in tree.items())
+    except (PublishError, TreeError, waves.WaveError, KeyError, TypeError) as exc:
         module.fail_json(msg="cannot publish the fleet: %s" % exc)
 
     def run(argv, cwd=None, env=None, data=None):
@@ -242,13 +267,17 @@ def main():
                          prune=p["prune"], check=module.check_mode, retries=p["retries"], ssh_key=p["ssh_key"],
                          known_hosts=p["known_hosts"], token=p["token"], username=p["username"],
                          git=p["git_binary"], diff=module._diff)
-    except PublishError as exc:
+    except (PublishError, TreeError) as exc:
         module.fail_json(msg=str(exc), changed=False)
+    except waves.WaveError as exc:
+        module.fail_json(msg="cannot plan wave %s against the sync repository: %s" % (p["wave"], exc), changed=False)
     except Exception as exc:  # a bug, not a git answer: keep the traceback (no secrets in it: they live in files)
         module.fail_json(msg="gitops_publish failed: %s" % exc, exception=traceback.format_exc(), changed=False)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+    if p["wave"] is not None:
+        result.update(fleet=after.get("fleet"), wave=p["wave"])
     module.exit_json(**result)
 
 

@@ -25,14 +25,18 @@ def _id(obj):
     return "%s/%s/%s" % (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
 
 
-def _head():
+def _git(*argv, cwd=None):
     with open(os.path.join(GIT, "url"), encoding="utf-8") as handle:
         url = handle.read().strip()
     env = dict(os.environ, GIT_CONFIG_GLOBAL=os.devnull, GIT_SSH_COMMAND=(
         "ssh -F /dev/null -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes "
         "-o UserKnownHostsFile=%s" % (os.path.join(GIT, "identity"), os.path.join(GIT, "known_hosts"))))
-    out = subprocess.run(["git", "ls-remote", url, "refs/heads/main"], check=True, capture_output=True, text=True, env=env)
-    return out.stdout.split()[0]
+    argv = [a.replace("{url}", url) for a in argv]
+    return subprocess.run(["git"] + argv, check=True, capture_output=True, text=True, env=env, cwd=cwd).stdout
+
+
+def _head():
+    return _git("ls-remote", "{url}", "refs/heads/main").split()[0]
 
 
 HEAD = _head()
@@ -93,3 +97,21 @@ def test_spoke_has_the_release_namespace(release):
     cluster = release["metadata"]["labels"]["gitops.c5c3.io/cluster"]
     core, _unused = fleetcheck.clients(cluster)
     core.read_namespace(release["spec"].get("storageNamespace") or release["spec"]["targetNamespace"])
+
+
+def test_first_converge_made_one_commit_per_wave(tmp_path):
+    # hosts.yml: hypervisor and storage in wave 1. The first two commits of the branch are the
+    # first converge: wave 0 (hub + control-plane) alone, then wave 1 (hypervisor + storage).
+    _git("clone", "--quiet", "{url}", str(tmp_path / "repo"))
+    log = _git("log", "--reverse", "--format=%H %s", "main", cwd=str(tmp_path / "repo")).splitlines()
+    first, second = log[0].split(" ", 1), log[1].split(" ", 1)
+    assert "(wave 0)" in first[1] and "(wave 1)" in second[1], log
+
+    def touched(sha):
+        return _git("show", "--name-only", "--format=", sha, cwd=str(tmp_path / "repo")).split()
+
+    wave0, wave1 = touched(first[0]), touched(second[0])
+    assert any(p.startswith("clusters/control-plane/") for p in wave0), wave0
+    assert not [p for p in wave0 if p.startswith(("clusters/hypervisor/", "clusters/storage/"))], wave0
+    assert any(p.startswith("clusters/hypervisor/") for p in wave1) and any(p.startswith("clusters/storage/") for p in wave1)
+    assert not [p for p in wave1 if p.startswith("clusters/control-plane/")], wave1

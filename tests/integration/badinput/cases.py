@@ -126,13 +126,13 @@ CASES = [
                 "control-plane/mariadb-operater, which does not exist"),
     dict(id="depends-on-disabled", host_vars=cp(**{"memcached-operator": {"enabled": False}}),
          expect=("invalid fleet: HelmRelease control-plane/c5c3-operator dependsOn HelmRelease "
-                "control-plane/memcached-operator, which is disabled (enabled: false on cluster control-plane)")),
+                 "control-plane/memcached-operator, which is disabled (enabled: false on cluster control-plane)")),
     dict(id="depends-on-other-kind", host_vars=cp(**{"keystone-operator": {"dependsOn": ["control-plane-apps"]}}),
          expect="invalid fleet: HelmRelease control-plane/keystone-operator dependsOn control-plane/control-plane-apps, "
                 "which is a Kustomization: Flux allows dependsOn only between objects of the same kind"),
     dict(id="dependency-cycle", host_vars=cp(**{"mariadb-operator": {"dependsOn": ["keystone-operator"]}}),
          expect=("invalid fleet: dependency cycle: HelmRelease control-plane/mariadb-operator -> HelmRelease "
-                "control-plane/keystone-operator -> HelmRelease control-plane/mariadb-operator")),
+                 "control-plane/keystone-operator -> HelmRelease control-plane/mariadb-operator")),
     dict(id="values-from-wrong-kind", host_vars=cp(**{"keystone-operator": {"valuesFrom": [{"kind": "Deployment", "name": "x"}]}}),
          expect="invalid fleet: cluster control-plane component keystone-operator valuesFrom[0]: kind 'Deployment' "
                 "must be ConfigMap or Secret"),
@@ -147,10 +147,10 @@ CASES = [
          expect="invalid fleet: cluster control-plane component keystone-operator: source 'c5c3-chart' is not defined "
                 "(known sources: {sources})"),
     dict(id="chart-ref-source-not-defined",
-         host_vars=cp(**{"keystone-operator": {"spec": {"chart": None, "chartRef": {"kind": "OCIRepository", "name": "keystone-oci",
-                                                                                   "namespace": "flux-system"}}}}),
+         host_vars=cp(**{"keystone-operator": {"spec": {"chart": None, "chartRef": {
+             "kind": "OCIRepository", "name": "keystone-oci", "namespace": "flux-system"}}}}),
          expect=("invalid fleet: HelmRelease control-plane/keystone-operator chartRef OCIRepository "
-                "flux-system/keystone-oci, which does not exist (define the source in fleet_sources)")),
+                 "flux-system/keystone-oci, which does not exist (define the source in fleet_sources)")),
     dict(id="chart-ref-component-with-version", group_vars=with_sources(OCI),
          host_vars=cp(**{"keystone-operator": {"source": "keystone-oci"}}),
          expect="invalid fleet: cluster control-plane component keystone-operator: source 'keystone-oci' is an "
@@ -163,10 +163,10 @@ CASES = [
          expect="invalid fleet: source my-bucket: kind 'Bucket' is not one of HelmRepository, GitRepository, OCIRepository"),
     dict(id="oci-source-https-url", group_vars=with_sources(dict(OCI, url="https://ghcr.io/c5c3/charts/keystone-operator")),
          expect=("invalid fleet: source keystone-oci: url 'https://ghcr.io/c5c3/charts/keystone-operator' must start "
-                "with oci:// (kind OCIRepository)")),
+                 "with oci:// (kind OCIRepository)")),
     dict(id="helm-source-ftp-url", group_vars=with_sources({"name": "my-charts", "kind": "HelmRepository", "url": "ftp://charts.example.com"}),
          expect=("invalid fleet: source my-charts: url 'ftp://charts.example.com' must start with http://, https:// "
-                "or oci:// (kind HelmRepository)")),
+                 "or oci:// (kind HelmRepository)")),
     # ---- FluxInstance and delivery
     dict(id="flux-instance-not-flux", group_vars={"management": {"gitops_flux_instance": {"name": "fluxy", "sync": SYNC}}},
          expect="invalid fleet: FluxInstance 'fluxy': the Flux Operator reconciles only a FluxInstance named 'flux' "
@@ -174,10 +174,10 @@ CASES = [
     dict(id="direct-delivery-syncs-the-tree",
          group_vars={"management": {"gitops_flux_instance": {"sync": dict(SYNC, path="clusters/{hub}")}}},
          expect=("invalid fleet: gitops_delivery: direct, but the FluxInstance syncs path clusters/management, which "
-                "holds objects the apply sink writes (clusters/management/hub/infrastructure/external-secrets.yaml, "
-                "clusters/management/hub/infrastructure/flux-operator.yaml, clusters/management/hub/infrastructure/"
-                "openbao.yaml and 3 more): they would have two writers. Remove the sync (gitops_flux_instance: "
-                "{sync: null}) or point sync.path outside the tree")),
+                 "holds objects the apply sink writes (clusters/management/hub/infrastructure/external-secrets.yaml, "
+                 "clusters/management/hub/infrastructure/flux-operator.yaml, clusters/management/hub/infrastructure/"
+                 "openbao.yaml and 3 more): they would have two writers. Remove the sync (gitops_flux_instance: "
+                 "{sync: null}) or point sync.path outside the tree")),
     dict(id="git-delivery-without-sync-url",
          group_vars={"management": {"gitops_delivery": "git", "gitops_flux_instance": {"sync": dict(SYNC, url="")}}},
          expect="invalid fleet: FluxInstance flux: spec.sync.url is required (gitops_delivery: git publishes to it)"),
@@ -185,29 +185,29 @@ CASES = [
          expect="Validation of arguments failed:\nvalue of fleet_delivery must be one of: git, direct, got: sideways"),
     # ---- kubeconfigs
     dict(id="kubeconfig-exec-user",
-         kubeconfigs={"storage": kc("storage", _user({"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
-                                                              "command": "kubelogin"}}))},
+         kubeconfigs={"storage": kc("storage", _user({"exec": {
+             "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "kubelogin"}}))},
          expect="invalid fleet: cluster storage kubeconfig: user 'storage-admin' (context 'storage') uses exec "
                 "credentials (kubelogin); Flux cannot run credential plugins: use a token or client certificate "
                 "embedded in the kubeconfig"),
     dict(id="kubeconfig-ca-file", kubeconfigs={"storage": kc("storage", _ca_file)},
          expect=("invalid fleet: cluster storage kubeconfig: cluster 'storage' (context 'storage') points to a CA file "
-                "(certificate-authority); Flux reads the kubeconfig from a Secret and cannot read local files: embed it "
-                "as certificate-authority-data")),
+                 "(certificate-authority); Flux reads the kubeconfig from a Secret and cannot read local files: embed it "
+                 "as certificate-authority-data")),
     dict(id="kubeconfig-missing", host_vars={"storage": {"gitops_kubeconfig": "{dir}/nowhere/storage.yaml"}},
          expect="invalid fleet: cluster storage: no usable kubeconfig (set gitops_kubeconfig to an existing file or "
                 "gitops_kubeconfig_content)"),
     dict(id="kubeconfig-not-yaml", files={"kc/storage.yaml": "apiVersion: v1\nclusters: [\n  - {name: storage\n"},
          host_vars={"storage": {"gitops_kubeconfig": "{dir}/kc/storage.yaml"}},
          expect=("invalid fleet: cluster storage: cannot read kubeconfig {dir}/kc/storage.yaml: expected the node "
-                "content, but found '-'")),
+                 "content, but found '-'")),
     dict(id="kubeconfig-unknown-context", host_vars={"storage": {"gitops_kubeconfig_context": "storage-admin@storage"}},
          expect="invalid fleet: cluster storage kubeconfig: context 'storage-admin@storage' does not exist (contexts: storage)"),
     dict(id="kubeconfig-content-not-yaml", args=["-vvv"], secret=SECRET_TOKEN,
          host_vars={"storage": {"gitops_kubeconfig": None,
                                 "gitops_kubeconfig_content": "users:\n- name: x\n  user: {token: %s\n: [" % SECRET_TOKEN}},
          expect=("invalid fleet: cluster storage: gitops_kubeconfig_content is not valid YAML (expected ',' or '}', "
-                "but got ':')")),
+                 "but got ':')")),
     dict(id="kubeconfig-content-without-server", args=["-vvv"], secret=SECRET_TOKEN,
          host_vars={"storage": {"gitops_kubeconfig": None, "gitops_kubeconfig_content": {
              "apiVersion": "v1", "kind": "Config", "current-context": "s",
@@ -217,8 +217,8 @@ CASES = [
          expect="invalid fleet: cluster storage kubeconfig: cluster 's' (context 's') has no server URL"),
     # ---- the preflight: every cluster is checked before the first write
     dict(id="spoke-dead-port", kubeconfigs={"control-plane": kc("control-plane", _server("https://127.0.0.1:{port}"))},
-         expect=PREFLIGHT + "cluster control-plane: cannot connect to https://127.0.0.1:{port}: connection refused; is the "
-                "API server running and is the server URL right?"),
+         expect=PREFLIGHT + ("cluster control-plane: cannot connect to https://127.0.0.1:{port}: connection refused; "
+                             "is the API server running and is the server URL right?")),
     dict(id="spoke-wrong-token", args=["-vvv"], secret=SECRET_TOKEN,
          kubeconfigs={"hypervisor": kc("hypervisor", _user({"token": SECRET_TOKEN}))},
          expect=PREFLIGHT + "cluster hypervisor: " + UNAUTHORIZED % "hypervisor"),
@@ -237,5 +237,5 @@ CASES = [
     dict(id="render-dependency-cycle", playbook="render.yml", prerender=True,
          host_vars=cp(**{"cert-manager": {"dependsOn": ["keystone-operator"]}}),
          expect=("invalid fleet: dependency cycle: HelmRelease control-plane/cert-manager -> HelmRelease "
-                "control-plane/keystone-operator -> HelmRelease control-plane/cert-manager")),
+                 "control-plane/keystone-operator -> HelmRelease control-plane/cert-manager")),
 ]

@@ -395,7 +395,9 @@ def build_fleet(inventory, catalog):
     manifests.extend(c5c3["manifests"])
 
     objects.sort(key=fo.sort_key)
-    validate_objects([o["object"] for o in objects], model["disabled"])
+    # The FluxInstance's sync source is made by the Flux Operator, not by the model.
+    external = [(source_ref["kind"], source_ref["namespace"], source_ref["name"])] if sync else []
+    validate_objects([o["object"] for o in objects], model["disabled"], external)
     sync_spec = instance["spec"].get("sync")
     validate_sync_overlap(model["delivery"], sync_spec["path"] if sync_spec else None, _delivered_paths(objects, manifests))
     manifests.sort(key=lambda m: (m["path"], m["object"].get("kind", ""), (m["object"].get("metadata") or {}).get("namespace", ""),

@@ -171,6 +171,13 @@ SOURCE_FIELDS = {
                       "timeout", "certSecretRef", "serviceAccountName", "spec"),
 }
 OCI_PROVIDERS = ("generic", "aws", "azure", "gcp")
+# The url schemes of the upstream source CRDs (spec.url pattern). API servers enforce the pattern
+# only when the object is applied, after earlier stages were written: the model checks it first.
+SOURCE_URL_SCHEMES = {
+    "HelmRepository": ("http", "https", "oci"),
+    "GitRepository": ("http", "https", "ssh"),
+    "OCIRepository": ("oci",),
+}
 
 
 def _validate_source(src, what):
@@ -178,6 +185,10 @@ def _validate_source(src, what):
     unknown = sorted(set(src) - set(SOURCE_FIELDS[kind]))
     if unknown:
         raise FleetValidationError("%s: unknown field %s for a %s (known: %s)" % (what, ", ".join(unknown), kind, ", ".join(SOURCE_FIELDS[kind])))
+    schemes = ["%s://" % x for x in SOURCE_URL_SCHEMES[kind]]
+    if not isinstance(src["url"], str) or not src["url"].startswith(tuple(schemes)):
+        allowed = schemes[0] if len(schemes) == 1 else "%s or %s" % (", ".join(schemes[:-1]), schemes[-1])
+        raise FleetValidationError("%s: url %r must start with %s (kind %s)" % (what, src["url"], allowed, kind))
     if "insecure" in src:
         check_bool(src["insecure"], "%s insecure" % what)
     if src.get("secretRef") is not None:
@@ -191,8 +202,6 @@ def _validate_source(src, what):
         if src.get("provider") is not None and src["provider"] not in OCI_PROVIDERS:
             raise FleetValidationError("%s: provider %r is not one of %s" % (what, src["provider"], ", ".join(OCI_PROVIDERS)))
     if kind == "OCIRepository":
-        if not src["url"].startswith("oci://"):
-            raise FleetValidationError("%s: url %r must start with oci://" % (what, src["url"]))
         if src.get("provider") is not None and src["provider"] not in OCI_PROVIDERS:
             raise FleetValidationError("%s: provider %r is not one of %s" % (what, src["provider"], ", ".join(OCI_PROVIDERS)))
         ref = src.get("ref")
@@ -369,12 +378,37 @@ def _show(key):
     return "%s %s/%s" % (kind, ns, name) if ns else "%s %s" % (kind, name)
 
 
-def validate_objects(objects, disabled=None):
+def _source_refs(obj):
+    """(field, {kind, name, namespace}) of the sources an object reads its chart or files from."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "HelmRelease":
+        yield "chartRef", spec.get("chartRef")
+        yield "chart.spec.sourceRef", _get(spec, "chart", "spec", "sourceRef")
+    elif obj.get("kind") == "Kustomization":
+        yield "sourceRef", spec.get("sourceRef")
+
+
+def _check_source_refs(index, external):
+    """Every chartRef/sourceRef names a source of the model (or one that exists outside it, the
+    FluxInstance's sync source): Flux would wait for a missing one forever."""
+    for key, obj in sorted(index.items()):
+        for field, ref in _source_refs(obj):
+            if not isinstance(ref, dict):
+                continue
+            target = (ref.get("kind"), ref.get("namespace") or key[1], ref.get("name"))
+            if target not in index and target not in external:
+                raise FleetValidationError(
+                    "%s %s %s, which does not exist (define the source in fleet_sources)" % (_show(key), field, _show(target)))
+
+
+def validate_objects(objects, disabled=None, external=()):
     """Checks across the built objects.
 
     :param objects: the Kubernetes objects (dicts).
     :param disabled: optional {(kind, namespace, name): reason} of objects turned off in the
         catalogs, so that a dependsOn on one of them says so instead of "does not exist".
+    :param external: (kind, namespace, name) of objects that exist without the model (the
+        FluxInstance's sync source), which sourceRefs may name.
     """
     disabled = disabled or {}
     index = {}
@@ -386,6 +420,7 @@ def validate_objects(objects, disabled=None):
         index[key] = obj
     for obj in objects:
         check_cel(obj)
+    _check_source_refs(index, set(external))
 
     by_name = {}
     for kind, ns, name in index:

@@ -287,3 +287,53 @@ def test_kustomization_with_absolute_path(catalog):
 def test_bad_interval(catalog):
     hv = {"storage": {"gitops_component_overrides": {"prysm": {"interval": "30 minutes"}}}}
     _fails(catalog, make_inventory(host_vars=hv), "cluster storage component prysm interval", "Go duration")
+
+
+# -- source references and source urls (issue 12: bad input the API server or Flux would only
+#    refuse after earlier stages were written)
+
+def test_chart_ref_to_a_source_that_does_not_exist(catalog):
+    hv = {"control-plane": {"gitops_component_overrides": {"keystone-operator": {"spec": {
+        "chart": None, "chartRef": {"kind": "OCIRepository", "name": "keystone-oci", "namespace": "flux-system"}}}}}}
+    msg = _fails(catalog, make_inventory(host_vars=hv))
+    assert msg == ("HelmRelease control-plane/keystone-operator chartRef OCIRepository flux-system/keystone-oci, "
+                   "which does not exist (define the source in fleet_sources)")
+
+
+def test_chart_source_ref_to_a_source_that_does_not_exist(catalog):
+    hv = {"control-plane": {"gitops_component_overrides": {"keystone-operator": {"spec": {
+        "chart": {"spec": {"sourceRef": {"kind": "HelmRepository", "name": "c5c3-chartz"}}}}}}}}
+    msg = _fails(catalog, make_inventory(host_vars=hv))
+    assert msg == ("HelmRelease control-plane/keystone-operator chart.spec.sourceRef HelmRepository "
+                   "flux-system/c5c3-chartz, which does not exist (define the source in fleet_sources)")
+
+
+def test_kustomization_source_ref_to_a_source_that_does_not_exist(catalog):
+    hv = {"storage": {"gitops_kustomization_overrides": {"apps": {"spec": {"sourceRef": {
+        "kind": "GitRepository", "name": "apps-repo", "namespace": "flux-system"}}}}}}
+    msg = _fails(catalog, make_inventory(host_vars=hv))
+    assert msg == ("Kustomization storage/storage-apps sourceRef GitRepository flux-system/apps-repo, which does not "
+                   "exist (define the source in fleet_sources)")
+
+
+def test_source_refs_to_the_model_and_the_sync_source_resolve(catalog):
+    catalog["sources"].append({"name": "apps-repo", "kind": "GitRepository", "url": "https://git.example.com/apps.git"})
+    hv = {"storage": {"gitops_kustomization_overrides": {"apps": {"source": "apps-repo"}}}}
+    fleet = build_fleet(make_inventory(host_vars=hv), catalog)
+    refs = {o["object"]["metadata"]["name"]: o["object"]["spec"]["sourceRef"] for o in fleet["objects"]
+            if o["object"]["kind"] == "Kustomization"}
+    assert refs["storage-apps"]["name"] == "apps-repo"
+    assert refs["storage-rook-operator"] == {"kind": "GitRepository", "name": "flux-system", "namespace": "flux-system"}
+
+
+@pytest.mark.parametrize("kind,url,allowed", [
+    ("HelmRepository", "ftp://charts.example.com", "http://, https:// or oci://"),
+    ("HelmRepository", "charts.example.com", "http://, https:// or oci://"),
+    ("GitRepository", "git@github.com:c5c3/apps.git", "http://, https:// or ssh://"),
+    ("GitRepository", "oci://ghcr.io/c5c3/apps", "http://, https:// or ssh://"),
+    ("OCIRepository", "https://ghcr.io/c5c3/charts/x", "oci://"),
+])
+def test_source_url_schemes_of_the_upstream_crds(catalog, kind, url, allowed):
+    catalog["sources"].append({"name": "bad-source", "kind": kind, "url": url})
+    msg = _fails(catalog, make_inventory())
+    assert msg == "source bad-source: url %r must start with %s (kind %s)" % (url, allowed, kind)

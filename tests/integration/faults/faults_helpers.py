@@ -122,8 +122,8 @@ class Site:
     def run(self, *args, timeout=900):
         start = time.monotonic()
         proc = h.playbook("site.yml", self.inv, *args, timeout=timeout)
-        print("site.yml %s: rc %d, changed %d, %.0fs" % (" ".join(args), proc.returncode, changed(proc.stdout),
-                                                       time.monotonic() - start))
+        took = time.monotonic() - start
+        print("site.yml %s: rc %d, changed %d, %.0fs" % (" ".join(args), proc.returncode, changed(proc.stdout), took))
         return proc.returncode, proc.stdout
 
     def background(self, *args):

@@ -159,6 +159,7 @@ def release_oci_repository(cluster, comp, src):
             spec[key] = copy.deepcopy(src[key])
     if src.get("secretRef"):
         spec["secretRef"] = {"name": src["secretRef"]}
+    spec["suspend"] = False
     return {
         "apiVersion": fo.API["OCIRepository"],
         "kind": "OCIRepository",
@@ -202,6 +203,7 @@ def helm_release(cluster, comp, src, sources_namespace, defaults):
         spec["valuesFrom"] = [dict(v) for v in comp["valuesFrom"]]
     if comp.get("spec"):
         spec = merge_spec(spec, comp["spec"])
+    spec["suspend"] = bool(spec.get("suspend"))  # owned: a hand-set suspend is undone, not kept (docs/faults.md)
     return {
         "apiVersion": fo.API["HelmRelease"],
         "kind": "HelmRelease",

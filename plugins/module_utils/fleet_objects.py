@@ -115,6 +115,7 @@ def source(src, namespace):
             spec[key] = copy.deepcopy(src[key])
     if src.get("spec"):
         spec = deep_merge(spec, src["spec"])
+    spec["suspend"] = bool(spec.get("suspend"))  # owned, as every field the model means (docs/faults.md)
     return {
         "apiVersion": API[kind],
         "kind": kind,
@@ -144,6 +145,7 @@ def kustomization(cluster, entry, source_ref):
     spec.update(copy.deepcopy(entry.get("fields") or {}))
     if entry.get("spec"):
         spec = deep_merge(spec, entry["spec"])
+    spec["suspend"] = bool(spec.get("suspend"))  # owned: a hand-set suspend is undone, not kept (docs/faults.md)
     return {
         "apiVersion": API["Kustomization"],
         "kind": "Kustomization",

@@ -130,7 +130,7 @@ def test_oci_helm_repository(catalog):
     fleet = build_fleet(make_inventory(), catalog)
     repo = _objs(fleet)[("HelmRepository", "flux-system", "c5c3-charts")]
     assert repo["stage"] == "sources" and repo["path"] == "infrastructure/sources/helm-repositories.yaml"
-    assert repo["object"]["spec"] == {"type": "oci", "interval": "1h", "url": "oci://ghcr.io/c5c3/charts"}
+    assert repo["object"]["spec"] == {"type": "oci", "interval": "1h", "url": "oci://ghcr.io/c5c3/charts", "suspend": False}
     https = _objs(fleet)[("HelmRepository", "flux-system", "jetstack")]["object"]["spec"]
     assert "type" not in https
 
@@ -291,3 +291,23 @@ def test_model_and_render_grow_linearly_with_the_fleet(catalog):
     r_big, tree = _best_of(3, lambda: render_tree(fleet))
     assert len(tree) > 800
     assert r_big / r_small < 12, "render: 10 spokes %.3fs, 50 spokes %.3fs" % (r_small, r_big)
+
+
+def test_every_reconcilable_object_owns_suspend(catalog):
+    """A hand-set spec.suspend: true must be undone by the next apply (docs/faults.md): the model
+    says suspend: false on every HelmRelease, Kustomization and source, so server-side apply owns
+    it; a component that means suspend: true keeps it, a null means not suspended."""
+    hv = {"control-plane": {"gitops_component_overrides": {"keystone-operator": {"suspend": True},
+                                                           "glance-operator": {"suspend": None}}}}
+    fleet = build_fleet(make_inventory(host_vars=hv), catalog)
+    kinds = {"HelmRelease", "Kustomization", "HelmRepository", "GitRepository", "OCIRepository"}
+    seen = set()
+    for item in fleet["objects"]:
+        obj = item["object"]
+        if obj["kind"] not in kinds:
+            continue
+        seen.add(obj["kind"])
+        key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        want = key == ("HelmRelease", "control-plane", "keystone-operator")
+        assert obj["spec"]["suspend"] is want, key
+    assert {"HelmRelease", "Kustomization", "HelmRepository"} <= seen

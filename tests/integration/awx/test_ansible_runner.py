@@ -93,6 +93,13 @@ def private_data_dir(local_fleet, tmp_path_factory):
     (inv_dir / "group_vars" / "management" / "flux_operator.yml").write_text(yaml.safe_dump({
         "flux_operator_chart_ref": str(pdd / "project" / "tests" / "charts" / "flux-operator-local"),
         "flux_operator_chart_version": "", "flux_operator_wait_timeout": 120}))
+    # The chart sources of inventories/local (the fleet's registry; Rook through chartRef), so this
+    # run leaves the shared fleet's releases in the same chart form as the other tests' runs.
+    shutil.copy(os.path.join(ROOT, "inventories", "local", "group_vars", "management", "chart_sources.yml"),
+                str(inv_dir / "group_vars" / "management" / "chart_sources.yml"))
+    with open(os.path.join(local_fleet.state_dir, "registry", "url"), encoding="utf-8") as handle:
+        registry = handle.read().strip()
+    (inv_dir / "group_vars" / "management" / "registry.yml").write_text(yaml.safe_dump({"local_fleet_chart_registry": registry}))
     # Direct delivery: AWX's way of running the playbooks is under test here, not the Git server.
     shutil.copy(os.path.join(ROOT, "tests", "integration", "direct_delivery.yml"), str(inv_dir / "group_vars" / "management" / "git_sync.yml"))
 

@@ -12,8 +12,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "waves"))
 from ansible_collections.c5c3.gitops.plugins.module_utils import waves  # noqa: E402
 from ansible_collections.c5c3.gitops.plugins.module_utils.gitops_tree import render_tree  # noqa: E402
 
-from test_git_publish import log, publish, remote, sh  # noqa: E402,F401 (remote: the fixture)
+from test_git_publish import log, publish, sh  # noqa: E402
 from test_waves import NEW, OLD  # noqa: E402 (two regions; NEW bumps mariadb-operator of the control planes)
+
+
+@pytest.fixture
+def remote(tmp_path):
+    bare = tmp_path / "fleet.git"
+    sh("git", "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    return "file://%s" % bare
 
 
 def _release_version(remote_url, cluster):

@@ -157,8 +157,8 @@ def test_bootstrap_objects_are_in_no_wave_delivery():
 
 
 def test_component_added_and_removed_in_the_later_wave():
-    new = _fleet({"control-plane-eu-2": {"gitops_component_overrides": {"k-orc": {"enabled": False},
-                                                                         "cortex-operator": {"enabled": True}}}})
+    overrides = {"k-orc": {"enabled": False}, "cortex-operator": {"enabled": True}}
+    new = _fleet({"control-plane-eu-2": {"gitops_component_overrides": overrides}})
     result = waves.plan(_entries(OLD), new)
     assert waves.at_target(result[0])
     # the release, and its namespace on the spoke (applied there by the cluster's Kustomization)

@@ -25,7 +25,7 @@ from faults_helpers import h
 
 pytestmark = pytest.mark.integration
 
-APPLY_INFRA = "TASK [c5c3.gitops.fleet_apply : Apply stage infrastructure]"
+APPLY_INFRA = "TASK [c5c3.gitops.fleet_apply : Apply stage infrastructure of wave 0]"  # one wave: the hub and every spoke
 LEASE_TAKEN = "Lease kube-system/c5c3-gitops: the hub is in use by another run (held by "
 # Well below the hub client's request timeout (30 s), so every request in flight waits it out.
 FREEZE = 12

@@ -175,9 +175,9 @@ def playbook(name, inv, *args, timeout=240):
     collection took: it went on to deploy) is killed with its whole process group."""
     proc = h.playbook(name, inv, *args, background=True)
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out, _unused = proc.communicate(timeout=timeout)
         return proc.returncode, out
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGTERM)
-        out, _ = proc.communicate()
+        out, _unused = proc.communicate()
         return None, out + "\n[still running after %ds: killed]" % timeout

@@ -111,7 +111,7 @@ def test_hub_frozen_mid_stage_is_waited_out(site, local_fleet):
 def test_two_site_runs_at_once_one_refuses_naming_the_holder(site):
     site.converge()
     site.converged = False
-    runs = [site.background("-e", "preflight_lease_wait_timeout=5", *QUICK) for _ in range(2)]
+    runs = [site.background("-e", "preflight_lease_wait_timeout=5", *QUICK) for _unused in range(2)]
     try:
         results = [run.finish() for run in runs]
     finally:

@@ -18,11 +18,11 @@ from fleet_helpers import TWO_REGIONS, load_catalog, make_inventory  # noqa: E40
 WAVES = {"control-plane-eu-2": {"gitops_wave": 1}, "hypervisor-eu-2": {"gitops_wave": 1}}
 
 
-def _fleet(host_vars=None, catalog=None, layout=TWO_REGIONS):
+def _fleet(host_vars=None, catalog=None, layout=None):
     hv = copy.deepcopy(WAVES)
     for host, extra in (host_vars or {}).items():
         hv.setdefault(host, {}).update(extra)
-    return build_fleet(make_inventory(layout, host_vars=hv), catalog or load_catalog())
+    return build_fleet(make_inventory(layout or TWO_REGIONS, host_vars=hv), catalog or load_catalog())
 
 
 def _with_version(component, group, version):

@@ -246,11 +246,17 @@ def summarize(wave_plan, limit=5):
     return head + ": " + "; ".join(parts)
 
 
-def fleet_after_wave(previous, fleet, wave):
-    """The fleet once wave ``wave`` is rolled out (see the module docstring); ``fleet`` is not modified."""
+def check_wave(fleet, wave):
+    """The fleet's wave numbers; a ``wave`` that is not one of them is a WaveError."""
     numbers = wave_numbers(fleet["clusters"])
     if wave not in numbers:
         raise WaveError("wave %r is not a wave of the fleet (waves: %s)" % (wave, ", ".join(str(n) for n in numbers)))
+    return numbers
+
+
+def fleet_after_wave(previous, fleet, wave):
+    """The fleet once wave ``wave`` is rolled out (see the module docstring); ``fleet`` is not modified."""
+    numbers = check_wave(fleet, wave)
     old = _index(_previous_entries(previous), "previous state")
     new = _index(_new_entries(fleet), "fleet")
     new_objects = {_key(e) for e in fleet.get("objects") or []}
@@ -297,7 +303,7 @@ def tree_after_wave(fleet, wave, render, into):
     """For git_publish.publish: a function of the files the collection wrote at the branch's head
     ({path: text}) that returns the tree after ``wave`` (``render``: gitops_tree.render_tree) and
     keeps the fleet it rendered in ``into["fleet"]``. A wave the fleet does not have fails now."""
-    fleet_after_wave([], fleet, wave)
+    check_wave(fleet, wave)
 
     def tree_for(head_files):
         into["fleet"] = fleet_after_wave(entries_from_tree(head_files), fleet, wave)

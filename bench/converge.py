@@ -89,13 +89,16 @@ def env():
     return e
 
 
-def run(cmd, check=True, extra_env=None, quiet=True):
+def run(cmd, check=True, extra_env=None, quiet=True, stderr_apart=False):
     e = env()
     e.update(extra_env or {})
     start = time.monotonic()
-    proc = subprocess.run(cmd, check=False, cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # stderr_apart: stdout is a document (the json callback), Ansible's warnings must not mix in.
+    proc = subprocess.run(cmd, check=False, cwd=ROOT, env=e, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE if stderr_apart else subprocess.STDOUT, text=True)
     elapsed = time.monotonic() - start
     if check and proc.returncode != 0:
+        sys.stderr.write((proc.stderr or "")[-3000:])
         sys.stderr.write(proc.stdout[-6000:])
         raise SystemExit("bench: command failed (%d): %s" % (proc.returncode, " ".join(cmd)))
     if not quiet:
@@ -227,14 +230,15 @@ def _ts(text):
 def site_json(inventory, label):
     """site.yml with the json callback -> (total s, [(task name, start, end, result)], changed)."""
     elapsed, out = run(["ansible-playbook", "playbooks/site.yml", "-i", inventory],
-                       extra_env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": ""})
-    data = json.loads(out[out.index("{"):])
+                       extra_env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}, stderr_apart=True)
+    data = json.loads(out)
     tasks = []
     for play in data["plays"]:
         for task in play["tasks"]:
             result = (task.get("hosts") or {}).get("management") or {}
             d = task["task"]["duration"]
-            tasks.append((task["task"]["name"], _ts(d["start"]), _ts(d["end"]), result))
+            # role tasks are named "<role> : <task>" by the callback
+            tasks.append((task["task"]["name"].split(" : ")[-1], _ts(d["start"]), _ts(d["end"]), result))
     changed = data["stats"].get("management", {}).get("changed")
     log("%-34s %7.2fs (changed=%s)" % (label, elapsed, changed))
     return elapsed, tasks, changed
@@ -254,12 +258,18 @@ def to_green(tasks, mode):
     """git: end of the publish task -> end of the last gate; direct: start of the first apply -> end of the last gate."""
     gates = [t for t in tasks if t[3].get("outcome") is not None]
     if mode == "git":
-        start = [t[2] for t in tasks if t[0] == "Publish the tree to the sync repository"]
+        # One publish task, or one per wave ("Publish to the sync repository the tree after wave N").
+        start = [t[2] for t in tasks if t[0].startswith("Publish ")]
     else:
         start = [t[1] for t in tasks if t[0].startswith("Apply stage")]
     if not start or not gates:
         return None
     return max(t[2] for t in gates) - min(start)
+
+
+def slowest(tasks, n=6):
+    """The n longest tasks of a run: [(seconds, name)], to see where a mode spends its time."""
+    return sorted(((round(e - s, 2), name) for name, s, e, _unused in tasks), reverse=True)[:n]
 
 
 def pct(values, q):
@@ -308,6 +318,7 @@ def bench_delivery(mode, name, spokes, workroot):
         r["change"], change, _unused = site_json(inventory, "%s %s change" % (name, mode))
         r["change_to_green"] = to_green(change, mode)
         r["first_to_green"] = to_green(first, mode)
+        r["slowest_tasks"] = dict((label, slowest(tasks)) for label, tasks in (("first", first), ("noop", noop), ("change", change)))
         lags = gate_lags(first) + gate_lags(noop) + gate_lags(change)
         r.update(gates=len(lags), lag_p50=pct(lags, 0.5), lag_p95=pct(lags, 0.95), lag_max=max(lags) if lags else None)
         return r
@@ -331,6 +342,21 @@ def delivery_main(args):
             "%.2fs" % r["change_to_green"] if r["change_to_green"] is not None else "-",
             r["gates"], r["lag_p50"] or 0, r["lag_p95"] or 0, r["lag_max"] or 0))
     print("to green: git = pushed commit -> last gate returned; direct = first apply -> last gate returned")
+    print()
+    print("slowest tasks of the change run:")
+    for r in results:
+        print("  %-10s %-7s %s" % (r["fleet"], r["delivery"], "; ".join("%s %.1fs" % (n, t) for t, n in r["slowest_tasks"]["change"][:4])))
+    print()
+    print("git / direct, same fleet, same run:")
+    by = {(r["fleet"], r["delivery"]): r for r in results}
+    for name, _spokes in fleets:
+        g, d = by[(name, "git")], by[(name, "direct")]
+        cells = []
+        for key, label in (("first", "first converge"), ("noop", "no-op re-run"), ("change", "change run"),
+                           ("change_to_green", "change to green")):
+            if g.get(key) and d.get(key):
+                cells.append("%s %.2fx" % (label, g[key] / d[key]))
+        print("  %-10s %s" % (name, ", ".join(cells)))
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     out = os.path.join(ROOT, "bench", "results", "delivery-%s.json" % time.strftime("%Y%m%dT%H%M%S"))
     with open(out, "w", encoding="utf-8") as fh:

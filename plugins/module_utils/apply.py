@@ -3,12 +3,12 @@
 # Apache License 2.0 (see LICENSE)
 """The apply sink: server-side apply of many objects at once, label-scoped prune, redacted diffs.
 
-Pure helpers (normalising input, changed detection, prune selection, diff views with Secret
-redaction) come first and import nothing from Ansible or kubernetes, so unit tests exercise
-them directly. ``Applier`` does the I/O: REST calls through the collection's one client
-(kube.KubeClient) from a thread pool. It does no API discovery (kinds resolve through ``flux_kinds``) and one
-LIST per kind serves both changed detection and prune, so a no-op run costs one PATCH per
-object plus one LIST per kind.
+Pure helpers (normalising input, prune selection, exclusive spec alternatives) come first and
+import nothing from Ansible or kubernetes, so unit tests exercise them directly; changed
+detection and the redacted diff views are in ``apply_diff``. ``Applier`` does the I/O: REST
+calls through the collection's one client (kube.KubeClient) from a thread pool. It does no API
+discovery (kinds resolve through ``flux_kinds``) and one LIST per kind serves both changed
+detection and prune, so a no-op run costs one PATCH per object plus one LIST per kind.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,11 +16,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import hashlib
-import json
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.c5c3.gitops.plugins.module_utils import flux_kinds
+from ansible_collections.c5c3.gitops.plugins.module_utils.apply_diff import (
+    describe, dry_run_changed, is_changed, make_diff)
+from ansible_collections.c5c3.gitops.plugins.module_utils.kube import MERGE_PATCH
 from ansible_collections.c5c3.gitops.plugins.module_utils.kube_errors import KubeError
 
 ApiError = KubeError  # the name callers and tests used for the apply sink's API errors
@@ -30,12 +31,7 @@ MANAGED_BY = flux_kinds.MANAGED_BY
 MANAGED_BY_VALUE = flux_kinds.MANAGED_BY_VALUE
 STAGE_LABEL = flux_kinds.STAGE_LABEL
 CLUSTER_LABEL = flux_kinds.CLUSTER_LABEL
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-REDACTED = "<redacted>"
 DEFAULT_PRUNE_KINDS = flux_kinds.kinds_where(prune_default=True)
-# Metadata the server owns; ignored when comparing a dry-run result with the live object.
-_SERVER_METADATA = ("resourceVersion", "generation", "managedFields", "uid", "creationTimestamp",
-                    "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
 
 
 class ApplyError(Exception):
@@ -107,10 +103,6 @@ def key_of(obj, group):
     return object_key(group, obj.get("kind"), metadata.get("namespace"), metadata.get("name"))
 
 
-def describe(kind, namespace, name):
-    return "%s %s/%s" % (kind, namespace, name) if namespace else "%s %s" % (kind, name)
-
-
 def labels_of(obj):
     return ((obj or {}).get("metadata") or {}).get("labels") or {}
 
@@ -179,87 +171,20 @@ def select_prune(live, desired_keys, selector, kinds, group_of, keep=None):
     return sorted(out, key=lambda o: (o.get("kind"), o["metadata"].get("namespace") or "", o["metadata"]["name"]))
 
 
-def is_changed(status, before, after):
-    """Changed = created (201), or the resourceVersion moved because of this apply.
+def replaced_alternatives(info, manifest, live):
+    """Spec fields set on ``live`` that ``manifest`` replaces by an exclusive alternative.
 
-    A no-op server-side apply keeps the resourceVersion. A moved resourceVersion alone is not
-    proof: a controller may have written status between our read and our apply, so the object
-    minus status and server-owned metadata must differ too.
+    E.g. a HelmRelease moving from ``spec.chart`` to ``spec.chartRef``: server-side apply drops
+    the fields we owned under ``spec.chart`` but keeps what the API server defaulted there
+    (``reconcileStrategy``, ...), and the half-removed template is refused (422).
     """
-    if status == 201 or before is None:
-        return True
-    if (before.get("metadata") or {}).get("resourceVersion") == (after.get("metadata") or {}).get("resourceVersion"):
-        return False
-    return strip_server_fields(before) != strip_server_fields(after)
-
-
-def strip_server_fields(obj):
-    """The object without status and server-owned metadata, for dry-run comparisons."""
-    if obj is None:
-        return None
-    out = copy.deepcopy(obj)
-    out.pop("status", None)
-    metadata = out.get("metadata") or {}
-    for key in _SERVER_METADATA:
-        metadata.pop(key, None)
-    return out
-
-
-def dry_run_changed(before, after):
-    """A dry-run apply changes something when the result differs from the live object."""
-    if before is None:
-        return True
-    return strip_server_fields(before) != strip_server_fields(after)
-
-
-def _fingerprint(value):
-    if not isinstance(value, (str, bytes)):
-        value = json.dumps(value, sort_keys=True)
-    if isinstance(value, str):
-        value = value.encode("utf-8")
-    return "%s sha256:%s" % (REDACTED, hashlib.sha256(value).hexdigest()[:12])
-
-
-def redact_secret(obj):
-    """A copy of ``obj`` safe to show: Secret values become a redacted hash, never the value."""
-    if obj is None:
-        return None
-    out = copy.deepcopy(obj)
-    if out.get("kind") != "Secret":
-        return out
-    for field in ("data", "stringData"):
-        if isinstance(out.get(field), dict):
-            out[field] = dict((k, _fingerprint(v)) for k, v in out[field].items())
-        elif field in out:
-            out[field] = REDACTED
-    annotations = (out.get("metadata") or {}).get("annotations") or {}
-    if LAST_APPLIED in annotations:
-        annotations[LAST_APPLIED] = REDACTED  # kubectl keeps the whole Secret in here
-    return out
-
-
-def diff_view(obj):
-    """What diff mode shows of an object: labels, annotations, spec (and redacted Secret data)."""
-    if obj is None:
-        return {}
-    safe = redact_secret(obj)
-    metadata = safe.get("metadata") or {}
-    view = {"metadata": {"labels": metadata.get("labels") or {}, "annotations": metadata.get("annotations") or {}}}
-    for field in ("spec", "data", "stringData", "type"):
-        if field in safe:
-            view[field] = safe[field]
-    return view
-
-
-def make_diff(entry_key, before, after):
-    kind, namespace, name = entry_key[1], entry_key[2], entry_key[3]
-    label = describe(kind, namespace or None, name)
-    return {
-        "before_header": label,
-        "after_header": label,
-        "before": diff_view(before),
-        "after": diff_view(after),
-    }
+    desired = manifest.get("spec") or {}
+    current = (live or {}).get("spec") or {}
+    stale = []
+    for group in info.get("exclusive_spec") or ():
+        if any(f in desired for f in group):
+            stale.extend(f for f in group if f not in desired and f in current)
+    return stale
 
 
 def result_entry(info, manifest, response, changed, created):
@@ -396,6 +321,27 @@ class Applier(object):
         return self.raw.request("PATCH", flux_kinds.object_path(info, m.get("namespace"), m["name"]), query,
                                 body=manifest, content_type="application/apply-patch+yaml")
 
+    def replace_alternatives(self, entry, stale):
+        """Remove ``stale`` spec fields and set their replacements in one merge patch.
+
+        One request, so that the object never has neither alternative. In check mode the patch
+        is a dry run of the whole manifest (what the apply would leave), since a dry-run apply
+        on the unchanged object would be refused like the real one.
+        """
+        info, manifest = entry["info"], entry["manifest"]
+        m = manifest["metadata"]
+        spec = dict((f, None) for f in stale)
+        query = {"fieldManager": self.field_manager}
+        if self.check_mode:
+            query["dryRun"] = "All"
+            body = dict(manifest, spec=dict(manifest.get("spec") or {}, **spec))
+        else:
+            desired = manifest.get("spec") or {}
+            spec.update((f, desired[f]) for g in info["exclusive_spec"] for f in g if f in desired)
+            body = {"spec": spec}
+        return self.raw.request("PATCH", flux_kinds.object_path(info, m.get("namespace"), m["name"]), query,
+                                body=body, content_type=MERGE_PATCH)
+
     def run(self, objects, default_namespace=None, prune=None):
         """Apply ``objects``; returns {changed, applied, pruned, diff}. Raises ApplyError."""
         entries = normalize(objects, default_namespace)
@@ -418,6 +364,11 @@ class Applier(object):
                 # check mode, namespace not there yet: the object would be created with it
                 return entry, 201, entry["manifest"], None
             try:
+                stale = replaced_alternatives(entry["info"], entry["manifest"], before.get(entry["key"]))
+                if stale:
+                    status, obj = self.replace_alternatives(entry, stale)
+                    if self.check_mode:
+                        return entry, status, obj, None
                 status, obj = self.apply_one(entry)
                 return entry, status, obj, None
             except KubeError as exc:

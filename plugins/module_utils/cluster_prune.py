@@ -26,9 +26,11 @@ import time
 
 try:
     from ansible_collections.c5c3.gitops.plugins.module_utils.apply import (
-        CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL, labels_of, redact_secret)
+        CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL, labels_of)
+    from ansible_collections.c5c3.gitops.plugins.module_utils.apply_diff import redact_secret
 except ImportError:  # pragma: no cover
-    from apply import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL, labels_of, redact_secret  # type: ignore
+    from apply import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_VALUE, STAGE_LABEL, labels_of  # type: ignore
+    from apply_diff import redact_secret  # type: ignore
 
 STAGE = "clusters"
 MCR_LABEL = "sigs.k8s.io/multicluster-runtime-kubeconfig"

@@ -26,6 +26,9 @@ Per kind:
   unless told otherwise); never for what controllers generate themselves
 - ``apply_order``: write batch (namespaces, then what others reference, then the rest)
 - ``uses_kubeconfig``: can deploy to a spoke through spec.kubeConfig (reconciled on rotation)
+- ``exclusive_spec``: groups of spec fields of which at most one may be set (the CRD's CEL
+  rule); a write that moves from one to another must remove the old one explicitly, because
+  server-side apply keeps what the API server defaulted inside it (owned by no manager)
 """
 
 from __future__ import absolute_import, division, print_function
@@ -42,7 +45,7 @@ OWNERSHIP_LABELS = (MANAGED_BY, STAGE_LABEL, CLUSTER_LABEL)
 
 _FLUX = dict(namespaced=True, readiness="conditions", strict=True, depends_on=False, reconcilable=True,
              force_reset=False, prunable=True, prune_default=False, apply_order=2, uses_kubeconfig=False,
-             oci_static=False)
+             oci_static=False, exclusive_spec=())
 
 
 def _kind(group, version, plural, **facts):
@@ -58,7 +61,7 @@ KINDS = {
     "Kustomization": _kind("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", depends_on=True,
                            prune_default=True, uses_kubeconfig=True),
     "HelmRelease": _kind("helm.toolkit.fluxcd.io", "v2", "helmreleases", depends_on=True, force_reset=True,
-                         prune_default=True, uses_kubeconfig=True),
+                         prune_default=True, uses_kubeconfig=True, exclusive_spec=(("chart", "chartRef"),)),
     "GitRepository": _kind("source.toolkit.fluxcd.io", "v1", "gitrepositories"),
     "OCIRepository": _kind("source.toolkit.fluxcd.io", "v1", "ocirepositories"),
     "HelmRepository": _kind("source.toolkit.fluxcd.io", "v1", "helmrepositories", oci_static=True),

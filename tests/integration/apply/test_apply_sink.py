@@ -205,3 +205,29 @@ def test_cluster_kubeconfig_batch_writes_nothing_when_one_spoke_is_bad(local_fle
     ok = result(ansible("c5c3.gitops.cluster_kubeconfig", {"kubeconfig": hub_kc, "clusters": good}))
     assert ok["changed"] and [c["cluster"] for c in ok["clusters"]] == local_fleet.spokes
     assert all(c["created"] and c["spoke"]["version"] for c in ok["clusters"])
+
+
+def test_switching_chart_form_both_ways(hub, ns):
+    """spec.chart -> spec.chartRef -> spec.chart on a live HelmRelease (the API server defaults
+    fields inside spec.chart.spec that no manager owns; without removing the old form explicitly
+    the apply is refused with 422)."""
+    template = hr("sw", ns)
+    ref = hr("sw", ns)
+    del ref["spec"]["chart"]
+    ref["spec"]["chartRef"] = {"kind": "OCIRepository", "name": "sw"}
+    ap.Applier(hub).run([template])
+    assert live(hub, template)["spec"]["chart"]["spec"]["reconcileStrategy"] == "ChartVersion"  # defaulted
+
+    rv = live(hub, template)["metadata"]["resourceVersion"]
+    check = ap.Applier(hub, check_mode=True, diff=True).run([ref])
+    assert check["changed"] and "chart" not in check["diff"][0]["after"]["spec"]
+    assert live(hub, template)["metadata"]["resourceVersion"] == rv  # check mode wrote nothing
+
+    result = ap.Applier(hub).run([ref])
+    obj = live(hub, ref)
+    assert result["changed"] and "chart" not in obj["spec"] and obj["spec"]["chartRef"]["name"] == "sw"
+    assert not ap.Applier(hub).run([ref])["changed"]
+
+    ap.Applier(hub).run([template])
+    obj = live(hub, template)
+    assert "chartRef" not in obj["spec"] and obj["spec"]["chart"]["spec"]["chart"] == "sw"

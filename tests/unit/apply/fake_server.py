@@ -1,7 +1,8 @@
 """An in-memory stand-in for the API server paths the apply sink uses (SSA, LIST, GET, DELETE).
 
 Enough semantics for the sink's logic: apply merges the manifest over the live object and bumps
-resourceVersion only when something changed (as a real server-side apply does), dryRun writes
+resourceVersion only when something changed (as a real server-side apply does), a merge patch's
+null removes the field, dryRun writes
 nothing, a missing namespace is a 404, labelSelector filters LISTs, DELETE honours the uid
 precondition.
 """
@@ -20,7 +21,9 @@ _PATH = re.compile(
 def _merge(live, manifest):
     out = copy.deepcopy(live)
     for key, value in manifest.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if value is None:  # merge patch (RFC 7386): null removes the field
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -80,7 +83,7 @@ class FakeServer(object):
             self.put("namespaces", None, body)
             return 201, body
         if method == "PATCH":
-            assert content_type == "application/apply-patch+yaml"
+            assert content_type in ("application/apply-patch+yaml", "application/merge-patch+json")
             assert query.get("fieldManager")
             if ns and ("namespaces", None, ns) not in self.store:
                 raise ApiError(404, 'namespaces "%s" not found' % ns)

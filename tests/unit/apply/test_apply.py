@@ -2,6 +2,7 @@
 import pytest
 
 from ansible_collections.c5c3.gitops.plugins.module_utils import apply as ap
+from ansible_collections.c5c3.gitops.plugins.module_utils import apply_diff as ad
 from fake_server import FakeServer
 
 OWNED = {ap.MANAGED_BY: ap.MANAGED_BY_VALUE}
@@ -53,11 +54,11 @@ def test_normalize_drops_namespace_of_cluster_scoped():
 
 def test_is_changed():
     before = {"metadata": {"resourceVersion": "5"}}
-    assert ap.is_changed(201, None, {"metadata": {"resourceVersion": "6"}})
-    assert not ap.is_changed(200, before, {"metadata": {"resourceVersion": "5"}})
-    assert ap.is_changed(200, before, {"metadata": {"resourceVersion": "7"}, "spec": {"x": 1}})
-    assert not ap.is_changed(200, before, {"metadata": {"resourceVersion": "7"}, "status": {"x": 1}})
-    assert ap.is_changed(200, None, {"metadata": {"resourceVersion": "7"}})  # adopted
+    assert ad.is_changed(201, None, {"metadata": {"resourceVersion": "6"}})
+    assert not ad.is_changed(200, before, {"metadata": {"resourceVersion": "5"}})
+    assert ad.is_changed(200, before, {"metadata": {"resourceVersion": "7"}, "spec": {"x": 1}})
+    assert not ad.is_changed(200, before, {"metadata": {"resourceVersion": "7"}, "status": {"x": 1}})
+    assert ad.is_changed(200, None, {"metadata": {"resourceVersion": "7"}})  # adopted
 
 
 def test_dry_run_changed_ignores_server_fields():
@@ -66,10 +67,10 @@ def test_dry_run_changed_ignores_server_fields():
     live["status"] = {"conditions": []}
     same = hr("a")
     same["metadata"].update(resourceVersion="9", managedFields=[{"manager": "y", "time": "now"}], generation=3)
-    assert not ap.dry_run_changed(live, same)
+    assert not ad.dry_run_changed(live, same)
     other = hr("a", spec={"interval": "5m"})
-    assert ap.dry_run_changed(live, other)
-    assert ap.dry_run_changed(None, other)
+    assert ad.dry_run_changed(live, other)
+    assert ad.dry_run_changed(None, other)
 
 
 def test_prune_selector_always_requires_ownership():
@@ -100,13 +101,13 @@ def test_select_prune_respects_kinds_and_deletion():
 
 def test_redact_secret_hides_every_value():
     secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": "s", "annotations": {ap.LAST_APPLIED: '{"data":{"value":"c2VjcmV0"}}'}},
+              "metadata": {"name": "s", "annotations": {ad.LAST_APPLIED: '{"data":{"value":"c2VjcmV0"}}'}},
               "data": {"value": "c2VjcmV0"}, "stringData": {"identity": "PRIVATE KEY"}}
-    out = ap.redact_secret(secret)
+    out = ad.redact_secret(secret)
     text = repr(out)
     assert "c2VjcmV0" not in text and "PRIVATE KEY" not in text
     assert out["data"]["value"].startswith("<redacted> sha256:")
-    assert out["data"]["value"] != ap.redact_secret(dict(secret, data={"value": "b3RoZXI="}))["data"]["value"]
+    assert out["data"]["value"] != ad.redact_secret(dict(secret, data={"value": "b3RoZXI="}))["data"]["value"]
     assert secret["data"]["value"] == "c2VjcmV0"  # input untouched
 
 
@@ -114,7 +115,7 @@ def test_diff_view_shows_labels_annotations_spec_only():
     obj = hr("a")
     obj["metadata"]["resourceVersion"] = "4"
     obj["status"] = {"x": 1}
-    view = ap.diff_view(obj)
+    view = ad.diff_view(obj)
     assert set(view) == {"metadata", "spec"}
     assert set(view["metadata"]) == {"labels", "annotations"}
 
@@ -243,4 +244,60 @@ def test_status_write_between_read_and_apply_is_not_a_change():
     after = hr("a")
     after["metadata"]["resourceVersion"] = "6"
     after["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
-    assert not ap.is_changed(200, before, after)
+    assert not ad.is_changed(200, before, after)
+
+
+# --- exclusive alternatives (spec.chart <-> spec.chartRef) -------------------------------------
+
+CHART = {"interval": "10m", "chart": {"spec": {"chart": "a", "reconcileStrategy": "ChartVersion",
+                                               "sourceRef": {"kind": "HelmRepository", "name": "r"}}}}
+CHART_REF = {"interval": "10m", "chartRef": {"kind": "OCIRepository", "name": "a"}}
+
+
+@pytest.mark.parametrize("desired, live, stale", [
+    (CHART_REF, CHART, ["chart"]),
+    (CHART, CHART_REF, ["chartRef"]),
+    (CHART, CHART, []),
+    (CHART_REF, None, []),
+    ({"interval": "1m"}, CHART, []),  # a manifest without either form replaces nothing
+])
+def test_replaced_alternatives(desired, live, stale):
+    info = ap.flux_kinds.lookup("HelmRelease")
+    assert ap.replaced_alternatives(info, {"spec": desired}, live and {"spec": live}) == stale
+
+
+def test_replaced_alternatives_only_for_kinds_that_have_them():
+    info = ap.flux_kinds.lookup("Kustomization")
+    assert ap.replaced_alternatives(info, {"spec": {"path": "./x"}}, {"spec": {"chart": {}}}) == []
+
+
+def patches(server):
+    return [(c[2].get("dryRun"), c[1].rsplit("/", 1)[1]) for c in server.calls if c[0] == "PATCH"]
+
+
+def test_switching_chart_form_removes_the_old_form_in_one_merge_patch_first():
+    server = FakeServer()
+    applier(server).run([hr("a", spec=CHART)])
+    del server.calls[:]
+    result = applier(server).run([hr("a", spec=CHART_REF)])
+    live = server.store[("helmreleases", "control-plane", "a")]
+    assert "chart" not in live["spec"] and live["spec"]["chartRef"] == CHART_REF["chartRef"]
+    assert result["changed"] and result["applied"][0]["generation"] == 2
+    assert patches(server) == [(None, "a"), (None, "a")]  # merge patch, then the apply
+    # and back: chartRef goes the same way
+    back = applier(server).run([hr("a", spec=CHART)])
+    live = server.store[("helmreleases", "control-plane", "a")]
+    assert back["changed"] and "chartRef" not in live["spec"] and live["spec"]["chart"] == CHART["chart"]
+
+
+def test_switching_chart_form_in_check_mode_writes_nothing():
+    server = FakeServer()
+    applier(server).run([hr("a", spec=CHART)])
+    before = dict(server.store)
+    writes = len(server.writes())
+    result = applier(server, check_mode=True, diff=True).run([hr("a", spec=CHART_REF)])
+    assert server.store == before and len(server.writes()) == writes
+    assert result["changed"] and len(result["diff"]) == 1
+    after = result["diff"][0]["after"]["spec"]
+    assert "chart" not in after and after["chartRef"] == CHART_REF["chartRef"]
+    assert [p[0] for p in patches(server)][-1:] == ["All"]  # the dry-run merge patch, no apply after it

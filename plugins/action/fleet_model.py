@@ -33,8 +33,9 @@ ARGUMENT_SPEC = dict(
     require_kubeconfigs=dict(type="bool", default=False),
     namespaces=dict(type="list", elements="raw", default=[]),
     hub_release_namespaces=dict(type="str", default="hub", choices=["hub", "component"]),
-    delivery=dict(type="str", default="git", choices=["git", "direct"]),
-    kubeconfig_writer=dict(type="str", default="registration", choices=["registration", "eso"]),
+    # Values checked by the model, whose error names the inventory variables users set.
+    delivery=dict(type="str", default="git"),
+    kubeconfig_writer=dict(type="str", default="registration"),
 )
 
 

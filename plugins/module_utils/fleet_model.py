@@ -248,9 +248,10 @@ def _kubeconfig_info(name, info, hvars, required):
     data = info.get("kubeconfig_data")
     if data is None:
         if required:
+            where = ("kubeconfig %s does not exist" % path) if path else "no kubeconfig"
             raise FleetValidationError(
-                "cluster %s: no usable kubeconfig (set gitops_kubeconfig to an existing file or "
-                "gitops_kubeconfig_content)" % name
+                "cluster %s: %s (set gitops_kubeconfig to an existing file or "
+                "gitops_kubeconfig_content)" % (name, where)
             )
         out["server"] = None
         return out

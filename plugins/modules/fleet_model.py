@@ -108,15 +108,16 @@ options:
         release, the sync Secret, the FluxInstance, the kubeconfig Secrets).
       - V(git) (the default), Flux from the sync repository the publish sink writes; V(direct), the apply
         sink. In V(direct) mode a FluxInstance sync path holding delivered objects is refused.
+      - One of V(git) and V(direct); the model refuses anything else naming C(gitops_delivery), the
+        inventory variable it comes from.
     type: str
-    choices: [git, direct]
     default: git
   kubeconfig_writer:
     description:
       - Who writes the spoke kubeconfig Secrets. V(registration) (the cluster_registration role) or
         V(eso) (ExternalSecrets in C(infrastructure/cluster-configs/), which the tree then carries).
+      - The model refuses any other value naming C(gitops_kubeconfig_writer).
     type: str
-    choices: [registration, eso]
     default: registration
 notes:
   - The catalogs are plain data, so a user can replace any of them in group_vars.

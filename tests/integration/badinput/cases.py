@@ -182,7 +182,11 @@ CASES = [
          group_vars={"management": {"gitops_delivery": "git", "gitops_flux_instance": {"sync": dict(SYNC, url="")}}},
          expect="invalid fleet: FluxInstance flux: spec.sync.url is required (gitops_delivery: git publishes to it)"),
     dict(id="unknown-delivery-mode", group_vars={"management": {"gitops_delivery": "sideways"}},
-         expect="Validation of arguments failed:\nvalue of fleet_delivery must be one of: git, direct, got: sideways"),
+         expect="invalid fleet: gitops_delivery: 'sideways' is not one of git, direct"),
+    dict(id="sync-secret-values-missing", drop_files=["group_vars/management/git_sync.yml"],
+         expect=("Secrets without values: flux-system/flux-system (set gitops_sync_identity, gitops_sync_identity_pub, "
+                 "gitops_sync_known_hosts). Define the variables (vault-encrypted) before applying; nothing has been "
+                 "written.")),
     # ---- kubeconfigs
     dict(id="kubeconfig-exec-user",
          kubeconfigs={"storage": kc("storage", _user({"exec": {
@@ -195,8 +199,8 @@ CASES = [
                  "(certificate-authority); Flux reads the kubeconfig from a Secret and cannot read local files: embed it "
                  "as certificate-authority-data")),
     dict(id="kubeconfig-missing", host_vars={"storage": {"gitops_kubeconfig": "{dir}/nowhere/storage.yaml"}},
-         expect="invalid fleet: cluster storage: no usable kubeconfig (set gitops_kubeconfig to an existing file or "
-                "gitops_kubeconfig_content)"),
+         expect="invalid fleet: cluster storage: kubeconfig {dir}/nowhere/storage.yaml does not exist (set "
+                "gitops_kubeconfig to an existing file or gitops_kubeconfig_content)"),
     dict(id="kubeconfig-not-yaml", files={"kc/storage.yaml": "apiVersion: v1\nclusters: [\n  - {name: storage\n"},
          host_vars={"storage": {"gitops_kubeconfig": "{dir}/kc/storage.yaml"}},
          expect=("invalid fleet: cluster storage: cannot read kubeconfig {dir}/kc/storage.yaml: expected the node "

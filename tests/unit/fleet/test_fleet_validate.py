@@ -256,7 +256,7 @@ def test_unreadable_kubeconfig_is_reported(catalog):
 def test_required_kubeconfigs(catalog):
     catalog["require_kubeconfigs"] = True
     kc = {h: kubeconfig(name=h) for h in ("management", "control-plane", "hypervisor")}
-    _fails(catalog, make_inventory(kubeconfigs=kc), "cluster storage: no usable kubeconfig")
+    _fails(catalog, make_inventory(kubeconfigs=kc), "cluster storage: no kubeconfig (set gitops_kubeconfig")
     kc["storage"] = kubeconfig(name="storage")
     build_fleet(make_inventory(kubeconfigs=kc), catalog)
 

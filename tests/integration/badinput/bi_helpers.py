@@ -157,19 +157,6 @@ def _join(parts):
     return out
 
 
-def tree(path):
-    """{relative path: bytes} of a directory, None when it does not exist."""
-    if not os.path.exists(path):
-        return None
-    out = {}
-    for base, _dirs, files in os.walk(path):
-        for name in files:
-            full = os.path.join(base, name)
-            with open(full, "rb") as fh:
-                out[os.path.relpath(full, path)] = fh.read()
-    return out
-
-
 def playbook(name, inv, *args, timeout=240):
     """-> (exit code or None on timeout, output). A run that outlives ``timeout`` (bad input the
     collection took: it went on to deploy) is killed with its whole process group."""

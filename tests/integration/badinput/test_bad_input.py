@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import pf_helpers as h  # noqa: E402
 import bi_helpers as b  # noqa: E402
 from cases import CASES  # noqa: E402
+from tree_snapshot import snapshot  # noqa: E402
 
 from ansible_collections.c5c3.gitops.plugins.module_utils.fleet_helm import COMPONENT_FIELDS  # noqa: E402
 
@@ -65,7 +66,7 @@ def _run_case(fleet, base, case, good_tree):
         if case.get("prerender"):
             shutil.copytree(good_tree, out, symlinks=True)
     state = b.FullHubState(fleet)
-    render_before = b.tree(out)
+    render_before = snapshot(out)
     before = state.snapshot()
     start = time.monotonic()
     rc, output = b.playbook(case.get("playbook") or "site.yml", inv, *args)
@@ -73,7 +74,7 @@ def _run_case(fleet, base, case, good_tree):
     with open(os.path.join(case_dir, "output.log"), "w") as fh:
         fh.write(output)
     after = state.snapshot()
-    return Outcome(case, ctx, rc, output, before, after, render_before, b.tree(out), seconds)
+    return Outcome(case, ctx, rc, output, before, after, render_before, snapshot(out), seconds)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 import yaml
+from tree_snapshot import snapshot
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 PLAYBOOK = os.path.join(ROOT, "playbooks", "render.yml")
@@ -32,16 +33,6 @@ def run_render(inventory, dest, *extra, playbook=PLAYBOOK):
     )
     recap = re.search(r"\n(?:hub|cobaltcore)\s*:\s*ok=(\d+)\s+changed=(\d+).*failed=(\d+)", proc.stdout)
     return proc, (int(recap.group(2)) if recap else None)
-
-
-def snapshot(root):
-    out = {}
-    for base, _dirs, files in os.walk(root):
-        for name in files:
-            path = os.path.join(base, name)
-            with open(path, "rb") as handle:
-                out[os.path.relpath(path, root)] = handle.read()
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,7 @@ from ansible_collections.c5c3.gitops.plugins.module_utils.gitops_writer import M
 from ansible_collections.c5c3.gitops.plugins.module_utils.gitops_writer import plan as _plan
 
 from fleet_helpers import make_inventory
-
-
-def _snapshot(root):
-    out = {}
-    for base, _dirs, files in os.walk(root):
-        for f in files:
-            p = os.path.join(base, f)
-            with open(p, "rb") as handle:
-                out[os.path.relpath(p, root)] = handle.read()
-    return out
+from tree_snapshot import snapshot as _snapshot
 
 
 def plan(tree, dest, force=False):

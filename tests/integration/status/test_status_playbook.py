@@ -59,7 +59,8 @@ def delete(client, path):
 @pytest.fixture(scope="module")
 def seeded(local_fleet, tmp_path_factory):
     hub = local_fleet.api_client()
-    for ns in ("control-plane", "hypervisor", "storage", "edge"):
+    # flux-system too: on a fresh fleet (this module alone) nothing has bootstrapped it yet
+    for ns in ("flux-system", "control-plane", "hypervisor", "storage", "edge"):
         apply(hub, "/api/v1/namespaces/%s" % ns, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     apply(hub, "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/helmrepositories/st-charts",
           {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
